@@ -451,3 +451,76 @@ pub mod build {
         f
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::build::*;
+    use super::*;
+    use crate::capture::{LINKTYPE_ETHERNET, PcapWriter, read_frames};
+
+    fn frames(packets: &[Vec<u8>]) -> Vec<Frame> {
+        let mut w = PcapWriter::new(Vec::new(), LINKTYPE_ETHERNET).unwrap();
+        for (i, p) in packets.iter().enumerate() {
+            w.write_frame(i as u64, &ethernet(p)).unwrap();
+        }
+        read_frames(&w.finish().unwrap()).unwrap()
+    }
+
+    fn sctp_udp(chunks: &[Vec<u8>]) -> Vec<u8> {
+        let a: SocketAddr = "127.0.0.1:9899".parse().unwrap();
+        let b: SocketAddr = "127.0.0.2:9899".parse().unwrap();
+        ip_udp(a, b, &sctp_packet(3863, 40000, 7, chunks))
+    }
+
+    #[test]
+    fn reassembles_fragments_and_skips_retransmissions() {
+        let msg: Vec<u8> = (0..100u8).collect();
+        let f1 = data_chunk_flags(2, 10, 1, 0, 11, &msg[..60]);
+        let f2 = data_chunk_flags(1, 11, 1, 0, 11, &msg[60..]);
+        let other = data_chunk(12, 2, 0, 12, b"enrp");
+        let fs = frames(&[
+            sctp_udp(std::slice::from_ref(&f1)),
+            sctp_udp(&[f1, f2.clone()]),
+            sctp_udp(&[f2, other]),
+        ]);
+        let got = extract_messages(&fs, &Ports::default());
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].payload, msg);
+        assert_eq!(got[0].protocol, Protocol::Asap);
+        assert_eq!(got[0].frame, 2);
+        assert_eq!(got[1].payload, b"enrp");
+        assert_eq!(got[1].protocol, Protocol::Enrp);
+        assert_eq!(
+            got[1].carrier,
+            Carrier::SctpOverUdp {
+                ppid: 12,
+                stream: 2,
+                udp_src: 9899,
+                udp_dst: 9899
+            }
+        );
+    }
+
+    #[test]
+    fn plain_udp_announces_and_ipv6() {
+        let a: SocketAddr = "[::1]:3863".parse().unwrap();
+        let b: SocketAddr = "[ff05::1:3863]:3863".parse().unwrap();
+        let got = extract_messages(
+            &frames(&[ip_udp(a, b, b"\x0a\x00\x00\x08\x11\x11\x11\x11")]),
+            &Ports::default(),
+        );
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].src, got[0].dst, got[0].carrier),
+            (a, b, Carrier::Udp)
+        );
+    }
+
+    #[test]
+    fn truncated_packets_are_ignored() {
+        let p = sctp_udp(&[data_chunk(1, 0, 0, 11, b"abcd")]);
+        for cut in 0..p.len() {
+            let _ = extract_messages(&frames(&[p[..cut].to_vec()]), &Ports::default());
+        }
+    }
+}
