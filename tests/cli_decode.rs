@@ -33,7 +33,7 @@ fn decodes_a_hex_message_readably() {
         "{out}"
     );
     assert!(out.contains("server_id: 0x11111111"));
-    assert!(out.contains("pool_handle: \"EchoPool\""));
+    assert!(out.contains("pool_handle: EchoPool"));
     assert!(out.contains("pe_id: 0x0e000001"));
 }
 

@@ -35,6 +35,7 @@ impl<'a> Tlv<'a> {
     }
 
     /// An Invalid Values error echoing this TLV.
+    #[cold]
     pub fn invalid(&self, param: &'static str, reason: impl Into<String>) -> DecodeError {
         DecodeError::new(
             DecodeErrorKind::InvalidValue {
@@ -47,6 +48,7 @@ impl<'a> Tlv<'a> {
     }
 
     /// The value must hold at least `n` bytes.
+    #[inline]
     pub fn need(&self, n: usize, param: &'static str) -> Result<&'a [u8], DecodeError> {
         let v = self.value();
         if v.len() < n {
@@ -345,14 +347,6 @@ pub(crate) fn frame(buf: &[u8], fixed: usize) -> Result<&[u8], DecodeError> {
             0,
         ));
     }
-    if buf.len() - len > 3 {
-        return Err(DecodeError::new(
-            DecodeErrorKind::TrailingData {
-                extra: buf.len() - len,
-            },
-            len,
-        ));
-    }
     if len < fixed {
         return Err(DecodeError::new(
             DecodeErrorKind::MessageTooShort {
@@ -360,6 +354,14 @@ pub(crate) fn frame(buf: &[u8], fixed: usize) -> Result<&[u8], DecodeError> {
                 minimum: fixed,
             },
             0,
+        ));
+    }
+    if buf.len() - len > 3 {
+        return Err(DecodeError::new(
+            DecodeErrorKind::TrailingData {
+                extra: buf.len() - len,
+            },
+            len,
         ));
     }
     Ok(&buf[..len])
@@ -378,4 +380,98 @@ pub(crate) fn unrecognized_message(msg: &[u8]) -> DecodeError {
         .with_cause(CauseCode::UNRECOGNIZED_MESSAGE, msg);
     // 01 = discard and report; 00 = discard; 10/11 are reserved: discard without a report.
     if ty >> 6 == 0b01 { e } else { e.silent() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_errors_say_what_is_wrong() {
+        let k = |b: &[u8], fixed| frame(b, fixed).unwrap_err().kind.clone();
+        assert!(matches!(
+            k(&[1, 0], 4),
+            DecodeErrorKind::Truncated {
+                needed: 4,
+                available: 2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            k(&[1, 0, 0, 0], 4),
+            DecodeErrorKind::MessageTooShort {
+                length: 0,
+                minimum: 4
+            }
+        ));
+        assert!(matches!(
+            k(&[1, 0, 0, 8, 0, 0], 4),
+            DecodeErrorKind::MessageLengthExceedsData {
+                length: 8,
+                available: 6
+            }
+        ));
+        assert!(matches!(
+            k(&[1, 0, 0, 4, 0, 0, 0, 0], 4),
+            DecodeErrorKind::TrailingData { extra: 4 }
+        ));
+        assert!(matches!(
+            k(&[1, 0, 0, 8, 0, 0, 0, 0], 12),
+            DecodeErrorKind::MessageTooShort {
+                length: 8,
+                minimum: 12
+            }
+        ));
+        // Up to 3 bytes of padding after the message are fine.
+        assert_eq!(
+            frame(&[1, 0, 0, 5, 9, 0, 0, 0], 4).unwrap(),
+            &[1, 0, 0, 5, 9]
+        );
+    }
+
+    #[test]
+    fn parameters_are_bounds_checked() {
+        let mut ctx = Ctx::default();
+        // A TLV of length 2 (< 4), then one that runs past the container.
+        for (buf, want) in [
+            (&[0u8, 9, 0, 2, 0, 0, 0, 0][..], "length 2"),
+            (&[0u8, 9, 0, 12, 0, 0, 0, 0][..], "runs past"),
+        ] {
+            let e = Params::new(buf, 0, buf.len())
+                .next(&mut ctx, &[])
+                .unwrap()
+                .unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
+            assert_eq!(e.offset, 0);
+        }
+        // Trailing bytes shorter than a TLV header are padding.
+        let buf = [0u8, 9, 0, 5, b'x', 0, 0, 0, 0, 0];
+        let mut it = Params::new(&buf, 0, buf.len());
+        assert_eq!(
+            it.next(&mut ctx, &[]).unwrap().unwrap().raw,
+            &[0, 9, 0, 5, b'x']
+        );
+        assert!(it.next(&mut ctx, &[]).is_none());
+    }
+
+    #[test]
+    fn writer_pads_and_backpatches() {
+        let mut out = Vec::new();
+        let mut w = Writer::new(&mut out);
+        w.tlv(0x0a, "outer", |w| {
+            w.u32(7);
+            w.tlv(0x09, "inner", |w| {
+                w.bytes(b"abcde");
+                Ok(())
+            })
+        })
+        .unwrap();
+        // Outer counts 4 + 4 + 9 (inner's padding excluded), then is padded itself.
+        assert_eq!(
+            out,
+            [
+                0, 0x0a, 0, 17, 0, 0, 0, 7, 0, 9, 0, 9, b'a', b'b', b'c', b'd', b'e', 0, 0, 0
+            ]
+        );
+    }
 }

@@ -236,8 +236,12 @@ fn id(v: u32) -> Value {
 }
 
 impl Describe for PoolHandle {
+    /// The handle as text when it is printable ASCII, else as `0x` hex.
     fn describe(&self) -> Value {
-        Value::Str(self.to_string())
+        Value::Str(
+            self.as_str()
+                .map_or_else(|| hex(self.as_bytes()), str::to_owned),
+        )
     }
 }
 

@@ -226,12 +226,19 @@ pub enum DecodeErrorKind {
 
 /// A message that could not be decoded, and what RFC 5354 says to tell its sender.
 ///
-/// `offset` is the byte offset, within the message, of the offending header or TLV. When
-/// [`DecodeError::report`] is true the sender should get an ASAP_ERROR / ENRP_ERROR carrying
-/// [`DecodeError::error_cause`]; otherwise the message is discarded silently (action bits 00, or an
-/// unrecognized message type whose bits say so).
+/// The details are in [`DecodeErrorInfo`], reachable through `Deref` (`err.kind`, `err.offset`,
+/// ...). The error is one pointer wide, so the decoder's happy path moves little.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodeError {
+pub struct DecodeError(Box<DecodeErrorInfo>);
+
+/// The details of a [`DecodeError`].
+///
+/// `offset` is the byte offset, within the message, of the offending header or TLV. When
+/// `report` is true the sender should get an ASAP_ERROR / ENRP_ERROR carrying
+/// [`DecodeErrorInfo::error_cause`]; otherwise the message is discarded silently (action bits
+/// 00, or an unrecognized message type whose bits say so).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeErrorInfo {
     /// What is wrong.
     pub kind: DecodeErrorKind,
     /// Offset of the offending part within the message.
@@ -245,35 +252,46 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
+    #[cold]
     pub(crate) fn new(kind: DecodeErrorKind, offset: usize) -> Self {
         // Framing errors leave no well-formed TLV to echo: an Unspecified Error is the honest
         // report (an Invalid Values cause without its TLV is itself malformed, RFC 5354 §3.12.4).
-        Self {
+        Self(Box::new(DecodeErrorInfo {
             kind,
             offset,
             cause: CauseCode::UNSPECIFIED,
             offending: Vec::new(),
             report: true,
-        }
+        }))
     }
 
+    #[cold]
     pub(crate) fn with_cause(mut self, cause: CauseCode, offending: &[u8]) -> Self {
-        self.cause = cause;
+        self.0.cause = cause;
         // The echo must fit into an Operation Error inside a message (16-bit lengths).
         if offending.len() <= MAX_ECHO {
-            self.offending = offending.to_vec();
+            self.0.offending = offending.to_vec();
         } else {
-            self.cause = CauseCode::UNSPECIFIED;
-            self.offending.clear();
+            self.0.cause = CauseCode::UNSPECIFIED;
+            self.0.offending.clear();
         }
         self
     }
 
     pub(crate) fn silent(mut self) -> Self {
-        self.report = false;
+        self.0.report = false;
         self
     }
+}
 
+impl std::ops::Deref for DecodeError {
+    type Target = DecodeErrorInfo;
+    fn deref(&self) -> &DecodeErrorInfo {
+        &self.0
+    }
+}
+
+impl DecodeErrorInfo {
     /// The error cause to send back, or `None` when the message is to be dropped silently.
     pub fn error_cause(&self) -> Option<super::ErrorCause> {
         self.report.then(|| super::ErrorCause {

@@ -7,7 +7,7 @@
 //! * Decoding never panics and never trusts a length field: every length is checked against the
 //!   bytes present, and nothing is allocated beyond what the input holds.
 //! * A message that cannot be decoded yields a [`DecodeError`] saying what is wrong, where, and
-//!   what RFC 5354 says to send back ([`DecodeError::error_cause`], or nothing for a silent
+//!   what RFC 5354 says to send back ([`DecodeErrorInfo::error_cause`], or nothing for a silent
 //!   discard).
 //! * Unknown parameter types follow their action bits (RFC 5354 §3): stop or skip, report or not;
 //!   skipped ones are listed in [`Decoded::skipped`].
@@ -47,7 +47,7 @@ pub use enrp::{
     EnrpError, EnrpMessage, HandleTableRequest, HandleTableResponse, HandleUpdate, ListResponse,
     PoolEntry, Presence, ServerIds, Takeover, UpdateAction, msg_type as enrp_type,
 };
-pub use error::{CauseCode, DecodeError, DecodeErrorKind, EncodeError};
+pub use error::{CauseCode, DecodeError, DecodeErrorInfo, DecodeErrorKind, EncodeError};
 pub use param::{
     ErrorCause, InvalidPoolHandle, MAX_POOL_HANDLE_LEN, OperationError, ParamType, PoolElement,
     PoolElementId, PoolHandle, RegistrarId, SctpTransport, ServerInformation, Transport,
