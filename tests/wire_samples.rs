@@ -11,17 +11,15 @@ use std::process::Command;
 use rserpool::capture::{Ports, extract_messages, read_frames};
 use rserpool::wire::*;
 
-fn example_binary() -> PathBuf {
-    // Integration tests live in target/<profile>/deps; cargo builds examples beside them.
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("examples").join("wire-samples");
-    assert!(
-        bin.is_file(),
-        "{} missing: run through `cargo test`",
-        bin.display()
-    );
-    bin
+/// Runs the sample generator as users do: `cargo run --example wire-samples -- ARGS`.
+fn wire_samples(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO"))
+        .args(["run", "-q", "--example", "wire-samples", "--manifest-path"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .arg("--")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 struct TempDir(PathBuf);
@@ -42,16 +40,18 @@ impl Drop for TempDir {
 
 fn generate(dir: &Path, rsplib: bool) -> PathBuf {
     let path = dir.join(if rsplib { "rsplib.pcap" } else { "rfc.pcap" });
-    let mut cmd = Command::new(example_binary());
+    let mut args: Vec<&std::ffi::OsStr> = vec![];
     if rsplib {
-        cmd.arg("--rsplib");
+        args.push("--rsplib".as_ref());
     }
-    let out = cmd.arg(&path).output().unwrap();
+    args.push(path.as_os_str());
+    let out = wire_samples(&args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("wrote "));
     path
 }
 
