@@ -6,8 +6,13 @@
 //!   policy of RFC 5356, plus what RSPLIB (the reference implementation) puts on the wire.
 //! * [`capture`]: pcap files of ASAP/ENRP traffic (SCTP, SCTP over UDP, UDP): read and write, for
 //!   tools and tests.
+//! * [`handlespace`]: pools and pool elements by pool handle, PE ID, home registrar, association
+//!   and deadline, with the RFC 5353 §3.6.2 checksums: a registrar's state and a pool user's cache.
+//! * [`policy`]: every pool policy of RFC 5356 and RSPLIB's extensions, in one selection engine.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod handlespace;
+pub mod policy;
 pub mod wire;
