@@ -1,0 +1,612 @@
+//! `sctp-tool`: poke the SCTP-over-UDP stack from a shell, and measure it.
+//!
+//! ```text
+//! cargo run --release -p rserpool-sctp --example sctp-tool -- server --bind 127.0.0.1:9899 --port 5001 --mode echo
+//! cargo run --release -p rserpool-sctp --example sctp-tool -- client --peer 127.0.0.1:9899 --port 5001 chat
+//! cargo run --release -p rserpool-sctp --example sctp-tool -- client --peer 127.0.0.1:9899 --port 5001 rtt --count 10000 --size 100
+//! cargo run --release -p rserpool-sctp --example sctp-tool -- client --peer 127.0.0.1:9899 --port 5002 throughput --seconds 5 --size 8192
+//! cargo run --release -p rserpool-sctp --example sctp-tool -- bench             # everything, against UDP and TCP
+//! ```
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use rserpool_sctp::{AssociationConfig, Closed, EndpointConfig, Event, SctpEndpoint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+#[derive(Parser)]
+#[command(
+    name = "sctp-tool",
+    about = "SCTP over UDP (RFC 6951): echo/discard server, client, measurements"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// Send every message back on its stream with its PPID.
+    Echo,
+    /// Read and drop everything.
+    Discard,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Accept associations and echo or discard what arrives.
+    Server {
+        /// UDP address to bind (RFC 6951's port is 9899).
+        #[arg(long, default_value = "0.0.0.0:9899")]
+        bind: SocketAddr,
+        /// SCTP port(s) to listen on.
+        #[arg(long, default_value = "5001")]
+        port: Vec<u16>,
+        #[arg(long, value_enum, default_value = "echo")]
+        mode: Mode,
+        /// RTO 100-400 ms, heartbeat 200 ms, Association.Max.Retrans 3.
+        #[arg(long)]
+        fast: bool,
+    },
+    /// Associate with a server and do something.
+    Client {
+        /// The server's UDP address (IP and encapsulation port); repeat for multi-homing.
+        #[arg(long, required = true)]
+        peer: Vec<SocketAddr>,
+        /// The server's SCTP port.
+        #[arg(long, default_value = "5001")]
+        port: u16,
+        /// Local UDP address.
+        #[arg(long, default_value = "0.0.0.0:0")]
+        bind: SocketAddr,
+        #[arg(long)]
+        fast: bool,
+        #[command(subcommand)]
+        what: ClientCmd,
+    },
+    /// Runs every measurement in-process on 127.0.0.1, against plain UDP and TCP.
+    Bench {
+        /// Round trips per RTT measurement.
+        #[arg(long, default_value = "20000")]
+        count: usize,
+        /// Seconds per throughput measurement.
+        #[arg(long, default_value = "3")]
+        seconds: u64,
+        /// Idle associations for the memory measurement.
+        #[arg(long, default_value = "10000")]
+        associations: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCmd {
+    /// Lines from stdin go out as messages (stream 0, PPID 0); what comes back is printed.
+    Chat,
+    /// Request/response round trips.
+    Rtt {
+        #[arg(long, default_value = "10000")]
+        count: usize,
+        #[arg(long, default_value = "100")]
+        size: usize,
+    },
+    /// One-way transfer to a discard server.
+    Throughput {
+        #[arg(long, default_value = "5")]
+        seconds: u64,
+        #[arg(long, default_value = "8192")]
+        size: usize,
+    },
+    /// Prints the association's events until it ends (e.g. to watch failure detection).
+    Monitor,
+}
+
+fn config(fast: bool) -> EndpointConfig {
+    EndpointConfig {
+        association: if fast {
+            AssociationConfig::fast_failover()
+        } else {
+            AssociationConfig::default()
+        },
+        ..EndpointConfig::default()
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber_init();
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Server {
+            bind,
+            port,
+            mode,
+            fast,
+        } => server(bind, port, mode, fast).await,
+        Cmd::Client {
+            peer,
+            port,
+            bind,
+            fast,
+            what,
+        } => client(bind, peer, port, fast, what).await,
+        Cmd::Bench {
+            count,
+            seconds,
+            associations,
+        } => bench(count, seconds, associations).await,
+    };
+    if let Err(e) = r {
+        eprintln!("sctp-tool: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn tracing_subscriber_init() {}
+
+type R = Result<(), String>;
+
+async fn server(bind: SocketAddr, ports: Vec<u16>, mode: Mode, fast: bool) -> R {
+    let ep = SctpEndpoint::bind(bind, config(fast))
+        .await
+        .map_err(|e| format!("bind {bind}: {e}"))?;
+    eprintln!("listening on UDP {} SCTP ports {ports:?}", ep.local_addr());
+    let mut tasks = Vec::new();
+    for p in ports {
+        let mut l = ep.listen(p);
+        tasks.push(tokio::spawn(async move {
+            while let Some(a) = l.accept().await {
+                tokio::spawn(async move {
+                    let info = a.info();
+                    eprintln!(
+                        "association {:?} up: {:?}",
+                        a.id(),
+                        info.map(|i| i.paths.iter().map(|p| p.address).collect::<Vec<_>>())
+                    );
+                    loop {
+                        match a.recv().await {
+                            Ok(m) => {
+                                if let Mode::Echo = mode {
+                                    if a.send_with(m.stream, m.ppid, m.unordered, m.data)
+                                        .await
+                                        .is_err()
+                                    {
+                                        break;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                eprintln!("association {:?} ended: {e}", a.id());
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+async fn client(
+    bind: SocketAddr,
+    peer: Vec<SocketAddr>,
+    port: u16,
+    fast: bool,
+    what: ClientCmd,
+) -> R {
+    let ep = SctpEndpoint::bind(bind, config(fast))
+        .await
+        .map_err(|e| format!("bind {bind}: {e}"))?;
+    let a = ep
+        .connect(&peer, port)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    eprintln!("associated: {:?}", a.info().map(|i| i.paths));
+    match what {
+        ClientCmd::Chat => {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    if tx.send(line.unwrap_or_default()).is_err() {
+                        break;
+                    }
+                }
+            });
+            loop {
+                tokio::select! {
+                    line = rx.recv() => match line {
+                        Some(l) => a.send(0, 0, Bytes::from(l.into_bytes())).await.map_err(|e| e.to_string())?,
+                        None => { a.shutdown(); }
+                    },
+                    m = a.recv() => match m {
+                        Ok(m) => println!("{}", String::from_utf8_lossy(&m.data)),
+                        Err(Closed::Shutdown) => return Ok(()),
+                        Err(e) => return Err(e.to_string()),
+                    },
+                }
+            }
+        }
+        ClientCmd::Rtt { count, size } => {
+            let mut samples = sctp_rtt(&a, count, size).await?;
+            print_rtt("SCTP/UDP", &mut samples);
+            a.shutdown();
+            let _ = a.closed_reason().await;
+            Ok(())
+        }
+        ClientCmd::Throughput { seconds, size } => {
+            let (n, secs) = sctp_throughput(&a, Duration::from_secs(seconds), size).await?;
+            print_throughput("SCTP/UDP", n, size, secs);
+            Ok(())
+        }
+        ClientCmd::Monitor => {
+            let mut ev = a.events().ok_or("no events")?;
+            let start = Instant::now();
+            while let Some(e) = ev.recv().await {
+                println!("{:>10.3} s  {e:?}", start.elapsed().as_secs_f64());
+                if matches!(e, Event::Lost(_) | Event::Closed) {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn sctp_rtt(
+    a: &rserpool_sctp::Association,
+    count: usize,
+    size: usize,
+) -> Result<Vec<Duration>, String> {
+    let payload = Bytes::from(vec![0x42; size]);
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        a.send(0, 11, payload.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        a.recv().await.map_err(|e| e.to_string())?;
+        samples.push(t.elapsed());
+    }
+    Ok(samples)
+}
+
+async fn sctp_throughput(
+    a: &rserpool_sctp::Association,
+    d: Duration,
+    size: usize,
+) -> Result<(u64, f64), String> {
+    let payload = Bytes::from(vec![0x42; size]);
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < d {
+        a.send(0, 12, payload.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        n += 1;
+    }
+    // Count only what the peer acknowledged: wait for the send buffer to drain.
+    while a.info().is_some_and(|i| i.send_buffered > 0) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok((n, start.elapsed().as_secs_f64()))
+}
+
+fn percentile(s: &[Duration], p: f64) -> Duration {
+    s[((s.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn print_rtt(name: &str, s: &mut [Duration]) -> Duration {
+    s.sort();
+    let med = percentile(s, 0.5);
+    println!(
+        "{name:<10} rtt  median {:>8.1} us   p99 {:>8.1} us   ({} round trips)",
+        med.as_secs_f64() * 1e6,
+        percentile(s, 0.99).as_secs_f64() * 1e6,
+        s.len()
+    );
+    med
+}
+
+fn print_throughput(name: &str, n: u64, size: usize, secs: f64) -> f64 {
+    let mps = n as f64 / secs;
+    println!(
+        "{name:<10} one-way {size:>5} B messages: {:>10.0} msg/s  {:>8.1} MB/s",
+        mps,
+        mps * size as f64 / 1e6
+    );
+    mps
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baselines: plain UDP and TCP on the same runtime.
+
+async fn udp_rtt(count: usize, size: usize) -> Vec<Duration> {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let saddr = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = server.recv_from(&mut buf).await {
+            let _ = server.send_to(&buf[..n], from).await;
+        }
+    });
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    c.connect(saddr).await.unwrap();
+    let payload = vec![0x42; size];
+    let mut buf = vec![0u8; 65536];
+    let mut s = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        c.send(&payload).await.unwrap();
+        c.recv(&mut buf).await.unwrap();
+        s.push(t.elapsed());
+    }
+    s
+}
+
+async fn tcp_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    let c = TcpStream::connect(a).await.unwrap();
+    let (s, _) = l.accept().await.unwrap();
+    c.set_nodelay(true).unwrap();
+    s.set_nodelay(true).unwrap();
+    (c, s)
+}
+
+async fn tcp_rtt(count: usize, size: usize) -> Vec<Duration> {
+    let (mut c, mut s) = tcp_pair().await;
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; size];
+        while s.read_exact(&mut buf).await.is_ok() {
+            if s.write_all(&buf).await.is_err() {
+                break;
+            }
+        }
+    });
+    let payload = vec![0x42; size];
+    let mut buf = vec![0u8; size];
+    let mut v = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        c.write_all(&payload).await.unwrap();
+        c.read_exact(&mut buf).await.unwrap();
+        v.push(t.elapsed());
+    }
+    v
+}
+
+async fn tcp_throughput(d: Duration, size: usize) -> (u64, f64) {
+    let (mut c, mut s) = tcp_pair().await;
+    let received = Arc::new(AtomicU64::new(0));
+    let r2 = received.clone();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            r2.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    });
+    let payload = vec![0x42; size];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < d {
+        c.write_all(&payload).await.unwrap();
+        n += 1;
+    }
+    c.shutdown().await.unwrap();
+    reader.await.unwrap();
+    assert_eq!(received.load(Ordering::Relaxed), n * size as u64);
+    (n, start.elapsed().as_secs_f64())
+}
+
+async fn udp_throughput(d: Duration, size: usize) -> (u64, f64) {
+    // UDP has no flow control: count what the receiver got.
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let saddr = server.local_addr().unwrap();
+    let got = Arc::new(AtomicU64::new(0));
+    let g2 = got.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let rx = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while !s2.load(Ordering::Relaxed) {
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(100), server.recv_from(&mut buf)).await
+            {
+                g2.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    c.connect(saddr).await.unwrap();
+    let payload = vec![0x42; size];
+    let start = Instant::now();
+    while start.elapsed() < d {
+        let _ = c.send(&payload).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    rx.await.unwrap();
+    (got.load(Ordering::Relaxed), secs)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A UDP relay between a client and a server that can be told to drop everything (a cut link).
+async fn relay(to: SocketAddr, cut: Arc<AtomicBool>) -> SocketAddr {
+    let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = sock.local_addr().unwrap();
+    let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let client: Arc<tokio::sync::Mutex<Option<SocketAddr>>> = Arc::default();
+    {
+        let (sock, back, client, cut) = (sock.clone(), back.clone(), client.clone(), cut.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                *client.lock().await = Some(from);
+                if !cut.load(Ordering::Relaxed) {
+                    let _ = back.send_to(&buf[..n], to).await;
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, _)) = back.recv_from(&mut buf).await {
+            if let Some(c) = *client.lock().await {
+                if !cut.load(Ordering::Relaxed) {
+                    let _ = sock.send_to(&buf[..n], c).await;
+                }
+            }
+        }
+    });
+    addr
+}
+
+async fn bench(count: usize, seconds: u64, associations: usize) -> R {
+    println!("# sctp-tool bench: 127.0.0.1, one process, tokio current-thread runtime per side");
+    // SCTP endpoints: an echo server on port 5001 and a discard server on 5002.
+    let server = SctpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config(false))
+        .await
+        .map_err(|e| e.to_string())?;
+    let saddr = server.local_addr();
+    for (port, echo) in [(5001u16, true), (5002, false)] {
+        let mut l = server.listen(port);
+        tokio::spawn(async move {
+            while let Some(a) = l.accept().await {
+                tokio::spawn(async move {
+                    while let Ok(m) = a.recv().await {
+                        if echo && a.send(m.stream, m.ppid, m.data).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let client = SctpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config(false))
+        .await
+        .map_err(|e| e.to_string())?;
+
+    println!("\n## request/response, 100-byte messages");
+    let mut u = udp_rtt(count, 100).await;
+    let udp = print_rtt("UDP", &mut u);
+    let mut t = tcp_rtt(count, 100).await;
+    let tcp = print_rtt("TCP", &mut t);
+    let a = client
+        .connect(&[saddr], 5001)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut s = sctp_rtt(&a, count, 100).await?;
+    let sctp = print_rtt("SCTP/UDP", &mut s);
+    println!(
+        "SCTP/UDP median rtt = {:.2}x UDP, {:.2}x TCP",
+        sctp.as_secs_f64() / udp.as_secs_f64(),
+        sctp.as_secs_f64() / tcp.as_secs_f64()
+    );
+
+    for size in [100usize, 8192] {
+        println!("\n## one-way throughput, {size}-byte messages, {seconds} s");
+        let d = Duration::from_secs(seconds);
+        let (n, secs) = udp_throughput(d, size).await;
+        let u = print_throughput("UDP*", n, size, secs);
+        let (n, secs) = tcp_throughput(d, size).await;
+        let t = print_throughput("TCP", n, size, secs);
+        let a = client
+            .connect(&[saddr], 5002)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (n, secs) = sctp_throughput(&a, d, size).await?;
+        let s = print_throughput("SCTP/UDP", n, size, secs);
+        println!(
+            "SCTP/UDP = {:.2}x UDP, {:.2}x TCP   (*UDP: received datagrams, no flow control)",
+            s / u,
+            s / t
+        );
+        a.shutdown();
+    }
+
+    println!(
+        "\n## failure detection (RTO.min 100 ms, RTO.max 400 ms, HB.interval 200 ms, Association.Max.Retrans 3)"
+    );
+    for busy in [false, true] {
+        let cut = Arc::new(AtomicBool::new(false));
+        let via = relay(saddr, cut.clone()).await;
+        let c2 = SctpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config(true))
+            .await
+            .map_err(|e| e.to_string())?;
+        let a = c2.connect(&[via], 5001).await.map_err(|e| e.to_string())?;
+        // Warm up the RTT estimate.
+        sctp_rtt(&a, 50, 100).await?;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        cut.store(true, Ordering::Relaxed);
+        let t = Instant::now();
+        if busy {
+            let _ = a.try_send(0, 11, false, Bytes::from_static(b"request"));
+        }
+        let r = a.closed_reason().await;
+        println!(
+            "{} association, link cut: {r} after {:.0} ms",
+            if busy { "busy" } else { "idle" },
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+
+    println!(
+        "\n## memory per idle association ({associations} associations, both ends in this process)"
+    );
+    let mem_server = SctpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config(false))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut l = mem_server.listen(7000);
+    let accepted = tokio::spawn(async move {
+        let mut v = Vec::new();
+        while v.len() < associations {
+            v.push(l.accept().await.unwrap());
+        }
+        v
+    });
+    let mem_client = SctpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config(false))
+        .await
+        .map_err(|e| e.to_string())?;
+    let before = rss_kib();
+    let mut held = Vec::with_capacity(associations);
+    for _ in 0..associations {
+        held.push(
+            mem_client
+                .connect(&[mem_server.local_addr()], 7000)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let server_side = accepted.await.map_err(|e| e.to_string())?;
+    let after = rss_kib();
+    let per = (after.saturating_sub(before) * 1024) as f64 / (2 * associations) as f64;
+    println!(
+        "RSS {before} KiB -> {after} KiB: {per:.0} bytes per association end ({} + {} held)",
+        held.len(),
+        server_side.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The tokio driver over real UDP sockets on 127.0.0.1.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rserpool_sctp::*;
+use tokio::time::timeout;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+async fn endpoint(cfg: EndpointConfig) -> SctpEndpoint {
+    SctpEndpoint::bind("127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn echo_over_udp_with_streams_ppids_and_large_messages() {
+    let server = endpoint(EndpointConfig::default()).await;
+    let mut listener = server.listen(3863);
+    let srv = tokio::spawn(async move {
+        let a = listener.accept().await.unwrap();
+        // Echo every message back on its stream with its PPID until the peer shuts down.
+        loop {
+            match a.recv().await {
+                Ok(m) => a
+                    .send_with(m.stream, m.ppid, m.unordered, m.data)
+                    .await
+                    .unwrap(),
+                Err(Closed::Shutdown) => return,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    let client = endpoint(EndpointConfig::default()).await;
+    let a = timeout(LIMIT, client.connect(&[server.local_addr()], 3863))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.info().unwrap().state, State::Established);
+    let mut sizes: Vec<usize> = (1..200).collect();
+    sizes.extend([1500, 9000, 65536, 300_000]);
+    for (i, &n) in sizes.iter().enumerate() {
+        let data = Bytes::from(vec![(i % 251) as u8; n]);
+        let (stream, ppid) = ((i % 8) as u16, [11, 12, 99][i % 3]);
+        a.send(stream, ppid, data.clone()).await.unwrap();
+        let m = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+        assert_eq!((m.stream, m.ppid, m.data.len()), (stream, ppid, n));
+        assert_eq!(m.data, data);
+    }
+    a.shutdown();
+    assert_eq!(
+        timeout(LIMIT, a.closed_reason()).await.unwrap(),
+        Closed::Shutdown
+    );
+    timeout(LIMIT, srv).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_killed_peer_is_reported_lost() {
+    let cfg = EndpointConfig {
+        association: AssociationConfig::fast_failover(),
+        ..EndpointConfig::default()
+    };
+    let server = endpoint(cfg.clone()).await;
+    let mut listener = server.listen(5000);
+    let client = endpoint(cfg).await;
+    let a = timeout(LIMIT, client.connect(&[server.local_addr()], 5000))
+        .await
+        .unwrap()
+        .unwrap();
+    let _incoming = timeout(LIMIT, listener.accept()).await.unwrap().unwrap();
+    // The server's process dies: its socket closes and nothing answers any more.
+    server.close();
+    drop(_incoming);
+    drop(listener);
+    drop(server);
+    let started = std::time::Instant::now();
+    let reason = timeout(LIMIT, a.closed_reason()).await.unwrap();
+    // Closing aborted the association: the client hears the ABORT at once.
+    assert!(
+        matches!(reason, Closed::Lost(LostReason::PeerAbort(_))),
+        "{reason:?}"
+    );
+    assert!(started.elapsed() < LIMIT);
+}
+
+#[tokio::test]
+async fn connecting_to_a_closed_port_fails_with_the_peers_abort() {
+    let server = endpoint(EndpointConfig::default()).await;
+    let client = endpoint(EndpointConfig::default()).await;
+    let r = timeout(LIMIT, client.connect(&[server.local_addr()], 4444))
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Err(ConnectFailed::Lost(LostReason::PeerAbort(_)))),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn many_associations_share_one_socket() {
+    let server = endpoint(EndpointConfig::default()).await;
+    let mut l1 = server.listen(3863);
+    let mut l2 = server.listen(9901);
+    let srv = tokio::spawn(async move {
+        let mut n = 0;
+        while n < 20 {
+            let a = tokio::select! {
+                a = l1.accept() => a.unwrap(),
+                a = l2.accept() => a.unwrap(),
+            };
+            tokio::spawn(async move {
+                while let Ok(m) = a.recv().await {
+                    a.send(m.stream, m.ppid, m.data).await.unwrap();
+                }
+            });
+            n += 1;
+        }
+    });
+    let client = endpoint(EndpointConfig::default()).await;
+    let mut assocs = Vec::new();
+    for i in 0..20 {
+        let port = if i % 2 == 0 { 3863 } else { 9901 };
+        assocs.push(
+            timeout(LIMIT, client.connect(&[server.local_addr()], port))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    for (i, a) in assocs.iter().enumerate() {
+        a.send(0, 11, Bytes::from(format!("assoc {i}")))
+            .await
+            .unwrap();
+    }
+    for (i, a) in assocs.iter().enumerate() {
+        let m = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+        assert_eq!(m.data, Bytes::from(format!("assoc {i}")));
+    }
+    assert_eq!(client.association_count(), 20);
+    timeout(LIMIT, srv).await.unwrap().unwrap();
+}
