@@ -53,6 +53,9 @@ enum Cmd {
         /// RTO 100-400 ms, heartbeat 200 ms, Association.Max.Retrans 3.
         #[arg(long)]
         fast: bool,
+        /// Exit after this many associations have ended, printing a RESULT line for each.
+        #[arg(long)]
+        exit_after: Option<usize>,
     },
     /// Associate with a server and do something.
     Client {
@@ -104,6 +107,25 @@ enum ClientCmd {
     },
     /// Prints the association's events until it ends (e.g. to watch failure detection).
     Monitor,
+    /// Sends COUNT messages on streams 0-3 with PPIDs 11, 12 and 99 (the last one 20000
+    /// bytes), checks every echo, then ends the association; prints a RESULT line.
+    Check {
+        #[arg(long, default_value = "12")]
+        count: usize,
+        /// Pause between messages (ms).
+        #[arg(long, default_value = "0")]
+        interval_ms: u64,
+        #[arg(long, value_enum, default_value = "shutdown")]
+        end: End,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum End {
+    /// Graceful SHUTDOWN.
+    Shutdown,
+    /// ABORT.
+    Abort,
 }
 
 fn config(fast: bool) -> EndpointConfig {
@@ -119,7 +141,6 @@ fn config(fast: bool) -> EndpointConfig {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber_init();
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Server {
@@ -127,7 +148,8 @@ async fn main() {
             port,
             mode,
             fast,
-        } => server(bind, port, mode, fast).await,
+            exit_after,
+        } => server(bind, port, mode, fast, exit_after).await,
         Cmd::Client {
             peer,
             port,
@@ -147,51 +169,61 @@ async fn main() {
     }
 }
 
-fn tracing_subscriber_init() {}
-
 type R = Result<(), String>;
 
-async fn server(bind: SocketAddr, ports: Vec<u16>, mode: Mode, fast: bool) -> R {
+async fn server(
+    bind: SocketAddr,
+    ports: Vec<u16>,
+    mode: Mode,
+    fast: bool,
+    exit_after: Option<usize>,
+) -> R {
     let ep = SctpEndpoint::bind(bind, config(fast))
         .await
         .map_err(|e| format!("bind {bind}: {e}"))?;
     eprintln!("listening on UDP {} SCTP ports {ports:?}", ep.local_addr());
-    let mut tasks = Vec::new();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     for p in ports {
         let mut l = ep.listen(p);
-        tasks.push(tokio::spawn(async move {
+        let done_tx = done_tx.clone();
+        tokio::spawn(async move {
             while let Some(a) = l.accept().await {
+                let done_tx = done_tx.clone();
                 tokio::spawn(async move {
                     let info = a.info();
-                    eprintln!(
-                        "association {:?} up: {:?}",
+                    println!(
+                        "association {} up on port {p}: {:?}",
                         a.id(),
                         info.map(|i| i.paths.iter().map(|p| p.address).collect::<Vec<_>>())
                     );
-                    loop {
+                    let mut count = 0u64;
+                    let end = loop {
                         match a.recv().await {
                             Ok(m) => {
+                                count += 1;
                                 if let Mode::Echo = mode {
-                                    if a.send_with(m.stream, m.ppid, m.unordered, m.data)
-                                        .await
-                                        .is_err()
+                                    if let Err(e) =
+                                        a.send_with(m.stream, m.ppid, m.unordered, m.data).await
                                     {
-                                        break;
+                                        break e.to_string();
                                     }
                                 }
                             }
-                            Err(e) => {
-                                eprintln!("association {:?} ended: {e}", a.id());
-                                break;
-                            }
+                            Err(e) => break e.to_string(),
                         }
-                    }
+                    };
+                    println!("RESULT server port {p}: {count} messages, then {end}");
+                    let _ = done_tx.send(());
                 });
             }
-        }));
+        });
     }
-    for t in tasks {
-        let _ = t.await;
+    let mut ended = 0;
+    while done_rx.recv().await.is_some() {
+        ended += 1;
+        if exit_after.is_some_and(|n| ended >= n) {
+            break;
+        }
     }
     Ok(())
 }
@@ -245,6 +277,53 @@ async fn client(
         ClientCmd::Throughput { seconds, size } => {
             let (n, secs) = sctp_throughput(&a, Duration::from_secs(seconds), size).await?;
             print_throughput("SCTP/UDP", n, size, secs);
+            Ok(())
+        }
+        ClientCmd::Check {
+            count,
+            interval_ms,
+            end,
+        } => {
+            let mut events = a.events().ok_or("no events")?;
+            for i in 0..count {
+                let len = if i + 1 == count { 20_000 } else { 100 + i };
+                let data = Bytes::from(vec![b'a' + (i % 26) as u8; len]);
+                let (stream, ppid) = ((i % 4) as u16, [11u32, 12, 99][i % 3]);
+                a.send(stream, ppid, data.clone())
+                    .await
+                    .map_err(|e| format!("RESULT client send {i}: {e}"))?;
+                let m = a
+                    .recv()
+                    .await
+                    .map_err(|e| format!("RESULT client echo {i}: {e}"))?;
+                if (m.stream, m.ppid) != (stream, ppid) || m.data != data {
+                    return Err(format!(
+                        "RESULT client echo {i} wrong: stream {} ppid {} len {}",
+                        m.stream,
+                        m.ppid,
+                        m.data.len()
+                    ));
+                }
+                if interval_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+                }
+            }
+            while let Ok(e) = events.try_recv() {
+                println!("event: {e:?}");
+            }
+            match end {
+                End::Shutdown => {
+                    a.shutdown();
+                    let r = a.closed_reason().await;
+                    println!("RESULT client ok {count} echoes, then {r}");
+                }
+                End::Abort => {
+                    a.abort();
+                    println!("RESULT client ok {count} echoes, then aborted");
+                    // Let the driver send the ABORT before the process exits.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
             Ok(())
         }
         ClientCmd::Monitor => {
