@@ -56,6 +56,9 @@ enum Cmd {
         /// Exit after this many associations have ended, printing a RESULT line for each.
         #[arg(long)]
         exit_after: Option<usize>,
+        /// Local addresses to announce (multi-homing); repeat.
+        #[arg(long)]
+        address: Vec<std::net::IpAddr>,
     },
     /// Associate with a server and do something.
     Client {
@@ -70,8 +73,26 @@ enum Cmd {
         bind: SocketAddr,
         #[arg(long)]
         fast: bool,
+        /// Local addresses to announce (multi-homing); repeat.
+        #[arg(long)]
+        address: Vec<std::net::IpAddr>,
         #[command(subcommand)]
         what: ClientCmd,
+    },
+    /// Sends COUNT INIT packets (random tags and source ports) to a server, then associates
+    /// normally; with --server-pid, prints the server's resident memory before and after.
+    Flood {
+        /// The server's UDP address.
+        #[arg(long)]
+        peer: SocketAddr,
+        /// The server's SCTP port.
+        #[arg(long, default_value = "5001")]
+        port: u16,
+        #[arg(long, default_value = "100000")]
+        count: u32,
+        /// The server's process id, to read its resident memory from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
     /// Runs every measurement in-process on 127.0.0.1, against plain UDP and TCP.
     Bench {
@@ -129,40 +150,65 @@ enum End {
 }
 
 fn config(fast: bool) -> EndpointConfig {
+    config_with(fast, Vec::new())
+}
+
+fn config_with(fast: bool, local_addresses: Vec<std::net::IpAddr>) -> EndpointConfig {
     EndpointConfig {
         association: if fast {
             AssociationConfig::fast_failover()
         } else {
             AssociationConfig::default()
         },
+        local_addresses,
         ..EndpointConfig::default()
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = Cli::parse();
-    let r = match cli.cmd {
-        Cmd::Server {
-            bind,
-            port,
-            mode,
-            fast,
-            exit_after,
-        } => server(bind, port, mode, fast, exit_after).await,
-        Cmd::Client {
-            peer,
-            port,
-            bind,
-            fast,
-            what,
-        } => client(bind, peer, port, fast, what).await,
-        Cmd::Bench {
-            count,
-            seconds,
-            associations,
-        } => bench(count, seconds, associations).await,
-    };
+    // The bench runs each side on its own single-threaded runtime (see `bench`); the other
+    // commands use tokio's default multi-threaded runtime.
+    let rt = match cli.cmd {
+        Cmd::Bench { .. } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    }
+    .expect("tokio runtime");
+    let r = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Server {
+                bind,
+                port,
+                mode,
+                fast,
+                exit_after,
+                address,
+            } => server(bind, port, mode, config_with(fast, address), exit_after).await,
+            Cmd::Client {
+                peer,
+                port,
+                bind,
+                fast,
+                address,
+                what,
+            } => client(bind, peer, port, config_with(fast, address), what).await,
+            Cmd::Flood {
+                peer,
+                port,
+                count,
+                server_pid,
+            } => flood(peer, port, count, server_pid).await,
+            Cmd::Bench {
+                count,
+                seconds,
+                associations,
+            } => bench(count, seconds, associations).await,
+        }
+    });
     if let Err(e) = r {
         eprintln!("sctp-tool: {e}");
         std::process::exit(1);
@@ -175,10 +221,10 @@ async fn server(
     bind: SocketAddr,
     ports: Vec<u16>,
     mode: Mode,
-    fast: bool,
+    cfg: EndpointConfig,
     exit_after: Option<usize>,
 ) -> R {
-    let ep = SctpEndpoint::bind(bind, config(fast))
+    let ep = SctpEndpoint::bind(bind, cfg)
         .await
         .map_err(|e| format!("bind {bind}: {e}"))?;
     eprintln!("listening on UDP {} SCTP ports {ports:?}", ep.local_addr());
@@ -232,10 +278,10 @@ async fn client(
     bind: SocketAddr,
     peer: Vec<SocketAddr>,
     port: u16,
-    fast: bool,
+    cfg: EndpointConfig,
     what: ClientCmd,
 ) -> R {
-    let ep = SctpEndpoint::bind(bind, config(fast))
+    let ep = SctpEndpoint::bind(bind, cfg)
         .await
         .map_err(|e| format!("bind {bind}: {e}"))?;
     let a = ep
@@ -406,19 +452,110 @@ fn print_throughput(name: &str, n: u64, size: usize, secs: f64) -> f64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Baselines: plain UDP and TCP on the same runtime.
+// The bench: every server (UDP, TCP and SCTP, echo and sink) runs on a thread of its own with a
+// single-threaded tokio runtime, the clients on another: two "processes" sharing one address
+// space, so neither side's scheduling disturbs the other's.
 
-async fn udp_rtt(count: usize, size: usize) -> Vec<Duration> {
-    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let saddr = server.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        while let Ok((n, from)) = server.recv_from(&mut buf).await {
-            let _ = server.send_to(&buf[..n], from).await;
-        }
+struct Servers {
+    udp_echo: SocketAddr,
+    udp_sink: SocketAddr,
+    udp_received: Arc<AtomicU64>,
+    tcp_echo: SocketAddr,
+    tcp_sink: SocketAddr,
+    tcp_received: Arc<AtomicU64>,
+    /// SCTP echo on port 5001, discard on 5002.
+    sctp: SocketAddr,
+}
+
+fn spawn_servers() -> Servers {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let udp_echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let udp_sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let tcp_echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let tcp_sink = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let sctp = SctpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config(false))
+                .await
+                .unwrap();
+            let udp_received = Arc::new(AtomicU64::new(0));
+            let tcp_received = Arc::new(AtomicU64::new(0));
+            tx.send(Servers {
+                udp_echo: udp_echo.local_addr().unwrap(),
+                udp_sink: udp_sink.local_addr().unwrap(),
+                udp_received: udp_received.clone(),
+                tcp_echo: tcp_echo.local_addr().unwrap(),
+                tcp_sink: tcp_sink.local_addr().unwrap(),
+                tcp_received: tcp_received.clone(),
+                sctp: sctp.local_addr(),
+            })
+            .unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while let Ok((n, from)) = udp_echo.recv_from(&mut buf).await {
+                    let _ = udp_echo.send_to(&buf[..n], from).await;
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while udp_sink.recv_from(&mut buf).await.is_ok() {
+                    udp_received.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            tokio::spawn(async move {
+                while let Ok((mut s, _)) = tcp_echo.accept().await {
+                    s.set_nodelay(true).unwrap();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 100];
+                        while s.read_exact(&mut buf).await.is_ok() {
+                            if s.write_all(&buf).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+            tokio::spawn(async move {
+                while let Ok((mut s, _)) = tcp_sink.accept().await {
+                    let r = tcp_received.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 1 << 16];
+                        while let Ok(n) = s.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            r.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+            for (port, echo) in [(5001u16, true), (5002, false)] {
+                let mut l = sctp.listen(port);
+                tokio::spawn(async move {
+                    while let Some(a) = l.accept().await {
+                        tokio::spawn(async move {
+                            while let Ok(m) = a.recv().await {
+                                if echo && a.send(m.stream, m.ppid, m.data).await.is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                });
+            }
+            std::future::pending::<()>().await;
+        });
     });
+    rx.recv().unwrap()
+}
+
+async fn udp_rtt(server: SocketAddr, count: usize, size: usize) -> Vec<Duration> {
     let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    c.connect(saddr).await.unwrap();
+    c.connect(server).await.unwrap();
     let payload = vec![0x42; size];
     let mut buf = vec![0u8; 65536];
     let mut s = Vec::with_capacity(count);
@@ -431,26 +568,9 @@ async fn udp_rtt(count: usize, size: usize) -> Vec<Duration> {
     s
 }
 
-async fn tcp_pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = l.local_addr().unwrap();
-    let c = TcpStream::connect(a).await.unwrap();
-    let (s, _) = l.accept().await.unwrap();
+async fn tcp_rtt(server: SocketAddr, count: usize, size: usize) -> Vec<Duration> {
+    let mut c = TcpStream::connect(server).await.unwrap();
     c.set_nodelay(true).unwrap();
-    s.set_nodelay(true).unwrap();
-    (c, s)
-}
-
-async fn tcp_rtt(count: usize, size: usize) -> Vec<Duration> {
-    let (mut c, mut s) = tcp_pair().await;
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; size];
-        while s.read_exact(&mut buf).await.is_ok() {
-            if s.write_all(&buf).await.is_err() {
-                break;
-            }
-        }
-    });
     let payload = vec![0x42; size];
     let mut buf = vec![0u8; size];
     let mut v = Vec::with_capacity(count);
@@ -463,19 +583,15 @@ async fn tcp_rtt(count: usize, size: usize) -> Vec<Duration> {
     v
 }
 
-async fn tcp_throughput(d: Duration, size: usize) -> (u64, f64) {
-    let (mut c, mut s) = tcp_pair().await;
-    let received = Arc::new(AtomicU64::new(0));
-    let r2 = received.clone();
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; 1 << 16];
-        while let Ok(n) = s.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            r2.fetch_add(n as u64, Ordering::Relaxed);
-        }
-    });
+async fn tcp_throughput(
+    server: SocketAddr,
+    received: &AtomicU64,
+    d: Duration,
+    size: usize,
+) -> (u64, f64) {
+    let mut c = TcpStream::connect(server).await.unwrap();
+    c.set_nodelay(true).unwrap();
+    let before = received.load(Ordering::Relaxed);
     let payload = vec![0x42; size];
     let start = Instant::now();
     let mut n = 0u64;
@@ -484,31 +600,23 @@ async fn tcp_throughput(d: Duration, size: usize) -> (u64, f64) {
         n += 1;
     }
     c.shutdown().await.unwrap();
-    reader.await.unwrap();
-    assert_eq!(received.load(Ordering::Relaxed), n * size as u64);
+    // Count only what arrived.
+    while received.load(Ordering::Relaxed) - before < n * size as u64 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     (n, start.elapsed().as_secs_f64())
 }
 
-async fn udp_throughput(d: Duration, size: usize) -> (u64, f64) {
+async fn udp_throughput(
+    server: SocketAddr,
+    received: &AtomicU64,
+    d: Duration,
+    size: usize,
+) -> (u64, f64) {
     // UDP has no flow control: count what the receiver got.
-    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let saddr = server.local_addr().unwrap();
-    let got = Arc::new(AtomicU64::new(0));
-    let g2 = got.clone();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    let rx = tokio::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        while !s2.load(Ordering::Relaxed) {
-            if let Ok(Ok(_)) =
-                tokio::time::timeout(Duration::from_millis(100), server.recv_from(&mut buf)).await
-            {
-                g2.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    });
+    let before = received.load(Ordering::Relaxed);
     let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    c.connect(saddr).await.unwrap();
+    c.connect(server).await.unwrap();
     let payload = vec![0x42; size];
     let start = Instant::now();
     while start.elapsed() < d {
@@ -516,13 +624,15 @@ async fn udp_throughput(d: Duration, size: usize) -> (u64, f64) {
     }
     let secs = start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, Ordering::Relaxed);
-    rx.await.unwrap();
-    (got.load(Ordering::Relaxed), secs)
+    (received.load(Ordering::Relaxed) - before, secs)
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_of("self")
+}
+
+fn rss_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -530,6 +640,71 @@ fn rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+async fn flood(peer: SocketAddr, port: u16, count: u32, server_pid: Option<u32>) -> R {
+    use rserpool_sctp::chunk::{Chunk, CommonHeader, Init, Packet};
+    let rss = |when: &str| {
+        if let Some(pid) = server_pid {
+            println!("server RSS {when}: {} KiB", rss_of(&pid.to_string()));
+        }
+    };
+    rss("before the flood");
+    let sock = UdpSocket::bind("0.0.0.0:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut x: u32 = 0x9e37_79b9;
+    for i in 0..count {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let init = Init {
+            initiate_tag: x | 1,
+            a_rwnd: 65536,
+            outbound_streams: 10,
+            inbound_streams: 10,
+            initial_tsn: x,
+            ..Init::default()
+        };
+        let h = CommonHeader {
+            src_port: 1024 + (i % 60000) as u16,
+            dst_port: port,
+            vtag: 0,
+        };
+        let _ = sock
+            .send_to(&Packet::encode(&h, &[Chunk::Init(init)]), peer)
+            .await;
+        if i % 256 == 0 {
+            // Pace a little so the flood is not simply dropped by the socket buffers.
+            tokio::task::yield_now().await;
+        }
+    }
+    println!(
+        "sent {count} INITs in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    rss("after the flood");
+    let ep = SctpEndpoint::bind("0.0.0.0:0".parse().unwrap(), config(false))
+        .await
+        .map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let a = ep
+        .connect(&[peer], port)
+        .await
+        .map_err(|e| format!("RESULT legitimate client failed: {e}"))?;
+    a.send(0, 11, Bytes::from_static(b"still here"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let m = a.recv().await.map_err(|e| e.to_string())?;
+    println!(
+        "RESULT legitimate client associated and got its echo ({} bytes) in {:.1} ms",
+        m.data.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    rss("after the legitimate client");
+    Ok(())
 }
 
 /// A UDP relay between a client and a server that can be told to drop everything (a cut link).
@@ -564,34 +739,19 @@ async fn relay(to: SocketAddr, cut: Arc<AtomicBool>) -> SocketAddr {
 }
 
 async fn bench(count: usize, seconds: u64, associations: usize) -> R {
-    println!("# sctp-tool bench: 127.0.0.1, one process, tokio current-thread runtime per side");
-    // SCTP endpoints: an echo server on port 5001 and a discard server on 5002.
-    let server = SctpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config(false))
-        .await
-        .map_err(|e| e.to_string())?;
-    let saddr = server.local_addr();
-    for (port, echo) in [(5001u16, true), (5002, false)] {
-        let mut l = server.listen(port);
-        tokio::spawn(async move {
-            while let Some(a) = l.accept().await {
-                tokio::spawn(async move {
-                    while let Ok(m) = a.recv().await {
-                        if echo && a.send(m.stream, m.ppid, m.data).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-    }
+    println!(
+        "# sctp-tool bench: 127.0.0.1; servers on one thread, clients on another, each a single-threaded tokio runtime"
+    );
+    let srv = spawn_servers();
+    let saddr = srv.sctp;
     let client = SctpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config(false))
         .await
         .map_err(|e| e.to_string())?;
 
     println!("\n## request/response, 100-byte messages");
-    let mut u = udp_rtt(count, 100).await;
+    let mut u = udp_rtt(srv.udp_echo, count, 100).await;
     let udp = print_rtt("UDP", &mut u);
-    let mut t = tcp_rtt(count, 100).await;
+    let mut t = tcp_rtt(srv.tcp_echo, count, 100).await;
     let tcp = print_rtt("TCP", &mut t);
     let a = client
         .connect(&[saddr], 5001)
@@ -608,9 +768,9 @@ async fn bench(count: usize, seconds: u64, associations: usize) -> R {
     for size in [100usize, 8192] {
         println!("\n## one-way throughput, {size}-byte messages, {seconds} s");
         let d = Duration::from_secs(seconds);
-        let (n, secs) = udp_throughput(d, size).await;
+        let (n, secs) = udp_throughput(srv.udp_sink, &srv.udp_received, d, size).await;
         let u = print_throughput("UDP*", n, size, secs);
-        let (n, secs) = tcp_throughput(d, size).await;
+        let (n, secs) = tcp_throughput(srv.tcp_sink, &srv.tcp_received, d, size).await;
         let t = print_throughput("TCP", n, size, secs);
         let a = client
             .connect(&[saddr], 5002)

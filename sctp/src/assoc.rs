@@ -279,7 +279,7 @@ pub(crate) struct Association {
 
     ctrl: VecDeque<(Dest, Chunk)>,
     pub events: VecDeque<Event>,
-    /// Packets sent since the last input (Max.Burst).
+    /// Packets that may still go out before more input (Max.Burst per arriving SACK or timer).
     burst: usize,
 }
 
@@ -497,7 +497,7 @@ impl Association {
 
     /// Processes the chunks of a packet whose verification tag the endpoint has checked.
     pub fn handle_chunks(&mut self, now: Instant, from: SocketAddr, packet: Packet) {
-        self.burst = 0;
+        self.grant_burst();
         let Some(path) = self.path_by_ip(from.ip()) else {
             return;
         };
@@ -570,12 +570,15 @@ impl Association {
                 self.queue_shutdown(now);
             }
             let has_gaps = self.rx.as_ref().is_some_and(Receiver::has_gaps);
+            self.sack_needed = true;
             if self.unacked_packets >= 2 || has_gaps || (dup_only && !new_data) || self.sack_now {
-                self.sack_now = true;
+                // RFC 9260 §6.2: a SACK for at least every second packet, at once on gaps and
+                // duplicates. It is built now, per packet, so that a burst of packets handled
+                // together still yields one SACK per two (the sender's clock).
+                self.queue_sack(path);
             } else if self.sack_deadline.is_none() {
                 self.sack_deadline = Some(now + self.cfg.sack_delay);
             }
-            self.sack_needed = true;
             if self.rx.as_ref().is_some_and(Receiver::readable) {
                 self.events.push_back(Event::Readable);
             }
@@ -966,6 +969,11 @@ impl Association {
             }
         }
 
+        if any_acked {
+            self.burst =
+                (self.burst + self.cfg.max_burst.max(1)).min(16 * self.cfg.max_burst.max(1));
+        }
+
         // Fast recovery exit (D.iv).
         if let Some(exit) = self.fast_recovery {
             if tsn_le(exit, self.cum_acked) {
@@ -1030,6 +1038,13 @@ impl Association {
         self.check_writable();
     }
 
+    /// Max.Burst (RFC 9260 §6.1 D): each input event lets Max.Burst packets go out, and each
+    /// SACK that acknowledges new data adds Max.Burst more, so that SACKs handled in one batch
+    /// still clock out one burst each.
+    fn grant_burst(&mut self) {
+        self.burst = self.burst.max(self.cfg.max_burst.max(1));
+    }
+
     fn check_writable(&mut self) {
         if self.want_writable && self.buffered < self.cfg.send_buffer {
             self.want_writable = false;
@@ -1092,6 +1107,8 @@ impl Association {
             });
         }
         self.buffered += data.len();
+        // A new message is an event that may start a burst (RFC 9260 §6.1 D).
+        self.grant_burst();
         Ok(())
     }
 
@@ -1299,7 +1316,7 @@ impl Association {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.burst = 0;
+        self.grant_burst();
         if let Some(t1) = self.t1.filter(|t| t.deadline <= now) {
             self.on_t1(now, t1);
         }
@@ -1505,11 +1522,11 @@ impl Association {
 
     /// The next packet to send, if any.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        if self.burst >= self.cfg.max_burst.max(1) && self.ctrl.is_empty() && !self.sack_now {
+        if self.burst == 0 && self.ctrl.is_empty() && !self.sack_now {
             return None;
         }
         let packet = self.build_packet(now)?;
-        self.burst += 1;
+        self.burst = self.burst.saturating_sub(1);
         Some(packet)
     }
 
@@ -1546,6 +1563,12 @@ impl Association {
                 }
                 let n = c.encoded_len();
                 if !chunks.is_empty() && size + n > max {
+                    break;
+                }
+                // Each SACK travels in its own packet: the peer's congestion control counts
+                // packets with SACKs (Max.Burst per arrival).
+                if matches!(c, Chunk::Sack(_)) && chunks.iter().any(|c| matches!(c, Chunk::Sack(_)))
+                {
                     break;
                 }
                 if let Chunk::ShutdownComplete { reflected: true } = c {
@@ -1602,6 +1625,22 @@ impl Association {
         }
         *size += c.encoded_len();
         chunks.push(c);
+        self.sack_needed = false;
+        self.sack_now = false;
+        self.sack_deadline = None;
+        self.unacked_packets = 0;
+    }
+
+    /// Builds a SACK now and queues it for the path the data came from.
+    fn queue_sack(&mut self, path: usize) {
+        let Some(rx) = self.rx.as_mut() else { return };
+        let sack = rx.sack();
+        let dest = if self.paths[path].confirmed {
+            Dest::Path(path)
+        } else {
+            Dest::Current
+        };
+        self.ctrl.push_back((dest, Chunk::Sack(sack)));
         self.sack_needed = false;
         self.sack_now = false;
         self.sack_deadline = None;

@@ -810,6 +810,11 @@ impl Endpoint {
         None
     }
 
+    /// Whether events are waiting for [`Endpoint::poll_event`].
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next event of any association.
     pub fn poll_event(&mut self) -> Option<(AssocId, Event)> {
         self.events.pop_front()

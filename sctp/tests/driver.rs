@@ -44,7 +44,10 @@ async fn echo_over_udp_with_streams_ppids_and_large_messages() {
         let data = Bytes::from(vec![(i % 251) as u8; n]);
         let (stream, ppid) = ((i % 8) as u16, [11, 12, 99][i % 3]);
         a.send(stream, ppid, data.clone()).await.unwrap();
-        let m = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+        let m = timeout(LIMIT, a.recv())
+            .await
+            .unwrap_or_else(|_| panic!("echo {i} of {n} bytes: {:?}", a.info()))
+            .unwrap();
         assert_eq!((m.stream, m.ppid, m.data.len()), (stream, ppid, n));
         assert_eq!(m.data, data);
     }
@@ -57,7 +60,7 @@ async fn echo_over_udp_with_streams_ppids_and_large_messages() {
 }
 
 #[tokio::test]
-async fn a_killed_peer_is_reported_lost() {
+async fn closing_an_endpoint_aborts_its_associations() {
     let cfg = EndpointConfig {
         association: AssociationConfig::fast_failover(),
         ..EndpointConfig::default()
@@ -70,7 +73,7 @@ async fn a_killed_peer_is_reported_lost() {
         .unwrap()
         .unwrap();
     let _incoming = timeout(LIMIT, listener.accept()).await.unwrap().unwrap();
-    // The server's process dies: its socket closes and nothing answers any more.
+    // The server shuts down its endpoint: its associations are aborted.
     server.close();
     drop(_incoming);
     drop(listener);
@@ -140,4 +143,73 @@ async fn many_associations_share_one_socket() {
     }
     assert_eq!(client.association_count(), 20);
     timeout(LIMIT, srv).await.unwrap().unwrap();
+}
+
+/// Forwards UDP between a client and `to` until `cut` is set, then drops everything (a link
+/// that fails, or a peer that hangs).
+async fn relay(
+    to: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::net::SocketAddr {
+    use std::sync::atomic::Ordering;
+    use tokio::net::UdpSocket;
+    let front = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = front.local_addr().unwrap();
+    let client = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (f, b, c, k) = (front.clone(), back.clone(), client.clone(), cut.clone());
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = f.recv_from(&mut buf).await {
+            *c.lock().unwrap() = Some(from);
+            if !k.load(Ordering::Relaxed) {
+                let _ = b.send_to(&buf[..n], to).await;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, _)) = back.recv_from(&mut buf).await {
+            let dst = *client.lock().unwrap();
+            if let Some(dst) = dst {
+                if !cut.load(Ordering::Relaxed) {
+                    let _ = front.send_to(&buf[..n], dst).await;
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_reported_unreachable() {
+    let cfg = EndpointConfig {
+        association: AssociationConfig::fast_failover(),
+        ..EndpointConfig::default()
+    };
+    let server = endpoint(cfg.clone()).await;
+    let _listener = server.listen(5000);
+    let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let via = relay(server.local_addr(), cut.clone()).await;
+    let client = endpoint(cfg).await;
+    let a = timeout(LIMIT, client.connect(&[via], 5000))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut events = a.events().unwrap();
+    // Packets stop flowing both ways, without any ABORT: only heartbeats can tell.
+    cut.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reason = timeout(LIMIT, a.closed_reason()).await.unwrap();
+    assert_eq!(reason, Closed::Lost(LostReason::Unreachable));
+    let mut saw_path_down = false;
+    while let Ok(e) = events.try_recv() {
+        saw_path_down |= matches!(
+            e,
+            Event::PathChanged {
+                state: PathState::Inactive,
+                ..
+            }
+        );
+    }
+    assert!(saw_path_down, "the path was reported inactive first");
 }
