@@ -9,10 +9,14 @@
 //! * [`handlespace`]: pools and pool elements by pool handle, PE ID, home registrar, association
 //!   and deadline, with the RFC 5353 §3.6.2 checksums: a registrar's state and a pool user's cache.
 //! * [`policy`]: every pool policy of RFC 5356 and RSPLIB's extensions, in one selection engine.
+//! * [`asap`]: the ASAP client side (pool elements and pool users) as a sans-IO state machine.
+//! * [`registrar`]: the registrar's ASAP server side as a sans-IO state machine.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod asap;
 pub mod capture;
 pub mod handlespace;
 pub mod policy;
+pub mod registrar;
 pub mod wire;

@@ -652,6 +652,26 @@ impl ErrorCause {
         })
     }
 
+    /// Invalid Values (RFC 5354 §3.12.4) carrying the offending parameter TLV.
+    pub fn invalid_values(offending: OffendingParameter<'_>) -> Self {
+        let mut info = Vec::new();
+        let mut w = Writer::new(&mut info);
+        let built = match offending {
+            OffendingParameter::PoolHandle(p) => p.encode(&mut w),
+            OffendingParameter::PoolElement(p) => p.encode(&mut w),
+            OffendingParameter::Transport(t) => t.encode(&mut w),
+            OffendingParameter::Policy(p) => p.encode(&mut w),
+        };
+        if built.is_err() {
+            // Only a parameter beyond 64 KiB fails to encode: report without it.
+            info.clear();
+        }
+        Self {
+            code: CauseCode::INVALID_VALUES,
+            info,
+        }
+    }
+
     /// A cause carrying a transport parameter (Inconsistent Transport Type, RFC 5354 §3.12.8).
     pub fn inconsistent_transport(pool_transport: &Transport) -> Result<Self, EncodeError> {
         let mut info = Vec::new();
@@ -661,6 +681,19 @@ impl ErrorCause {
             info,
         })
     }
+}
+
+/// A parameter to echo in an Invalid Values cause ([`ErrorCause::invalid_values`]).
+#[derive(Clone, Copy, Debug)]
+pub enum OffendingParameter<'a> {
+    /// A Pool Handle.
+    PoolHandle(&'a PoolHandle),
+    /// A Pool Element.
+    PoolElement(&'a PoolElement),
+    /// A user transport.
+    Transport(&'a Transport),
+    /// A policy.
+    Policy(&'a Policy),
 }
 
 /// An Operation Error parameter (RFC 5354 §3.12): one or more error causes.

@@ -1,0 +1,171 @@
+//! The registrar's settings: RFC 5352 timers and thresholds, RSPLIB's limits, and the choices
+//! where the two differ.
+
+use std::time::Duration;
+
+use crate::wire::{RegistrarId, Transport};
+
+/// The unit of the Registration Life field of a PE parameter.
+///
+/// RFC 5354 §3.10 says seconds; RSPLIB 3.4.4 sends and reads milliseconds (its PEs register with
+/// 90000 for 90 s). Interoperating with RSPLIB PEs needs milliseconds, the default.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum LifeUnit {
+    /// Milliseconds, as RSPLIB (the default).
+    #[default]
+    Milliseconds,
+    /// Seconds, as RFC 5354 §3.10.
+    Seconds,
+}
+
+impl LifeUnit {
+    /// The duration of a Registration Life value; `None` for the infinite life (-1) and other
+    /// negative values.
+    pub fn duration(self, life: i32) -> Option<Duration> {
+        let v = u64::try_from(life).ok()?;
+        Some(match self {
+            Self::Milliseconds => Duration::from_millis(v),
+            Self::Seconds => Duration::from_secs(v),
+        })
+    }
+
+    /// The Registration Life value for a duration (saturating at the largest finite value).
+    pub fn value(self, d: Duration) -> i32 {
+        let v = match self {
+            Self::Milliseconds => d.as_millis(),
+            Self::Seconds => u128::from(d.as_secs()),
+        };
+        i32::try_from(v).unwrap_or(i32::MAX)
+    }
+}
+
+/// Settings of a [`Registrar`](super::Registrar). `Default` gives RFC 5352 / RSPLIB defaults
+/// with a registrar ID of 0, which [`RegistrarConfig::new`] replaces.
+#[derive(Clone, Debug)]
+pub struct RegistrarConfig {
+    /// This registrar's ID (RSPLIB `-identifier`). Must not be 0.
+    pub id: RegistrarId,
+    /// How many PEs a Handle Resolution returns when the PU does not say (no option 0x803f,
+    /// or items 0). RFC 5352 §3.3 says "SHOULD list all the PEs"; RSPLIB returns 3 chosen by
+    /// the pool's policy (`-maxhresitems`), which is what makes load-based policies work with
+    /// caching pool users. Default 3.
+    pub max_handle_resolution_items: u32,
+    /// The most PEs one Handle Resolution Response carries, whatever the PU asks for (option
+    /// 0x803f, 0xffffffff = "all"). RSPLIB: 128. Default 128.
+    pub handle_resolution_items_limit: u32,
+    /// MaxIncrement of handle resolutions (see [`crate::policy`]); `None` = the policy's
+    /// default. RSPLIB `-maxincrement` (0 = policy default).
+    pub max_increment: Option<usize>,
+    /// Time from a registration or a Keep-Alive Ack to the next ASAP_ENDPOINT_KEEP_ALIVE
+    /// (RSPLIB `-endpointkeepalivetransmissioninterval`, 5 s).
+    pub keep_alive_transmission_interval: Duration,
+    /// Random variation of the keep-alive transmission interval, in percent (RFC 5352 §3.5:
+    /// "varying the time ... randomly by plus/minus 50 percent"). Default 50.
+    pub keep_alive_jitter_percent: u8,
+    /// Time to wait for the Keep-Alive Ack before the PE is removed (RSPLIB
+    /// `-endpointkeepalivetimeoutinterval`, 5 s).
+    pub keep_alive_timeout_interval: Duration,
+    /// MAX-BAD-PE-REPORT (RFC 5352 §3.5): a PE is removed when more Endpoint Unreachable
+    /// reports than this arrive before it re-registers. Default 3 (RSPLIB removes at the 3rd
+    /// report already; rserpool follows the RFC's "exceeds").
+    pub max_bad_pe_reports: u32,
+    /// The unit of Registration Life values.
+    pub registration_life_unit: LifeUnit,
+    /// Whether an owned PE that neither re-registers nor deregisters is removed when its
+    /// registration life runs out (RFC 5352 §3.2, with an ASAP_DEREGISTRATION_RESPONSE to the
+    /// PE). RSPLIB never expires the PEs it owns. Default on.
+    pub expire_owned_pes: bool,
+    /// Only accept user-transport addresses that are addresses of the association the
+    /// registration came over (RSPLIB's anti-spoofing check); addresses that are not are
+    /// dropped, and a registration left without any is refused. Default on.
+    pub check_user_addresses: bool,
+    /// Longest pool handle accepted, in bytes (RSPLIB: 32, the most its ENRP peers take).
+    pub max_pool_handle_length: usize,
+    /// Most PEs in the handlespace; a new PE beyond it is refused with Lack of Resources.
+    pub max_pool_elements: usize,
+    /// Most PEs registered over one association (one PE process); beyond it Lack of Resources.
+    pub max_pool_elements_per_association: usize,
+    /// T6-Serverannounce: time between ASAP_SERVER_ANNOUNCE messages (RFC 5352: 1 s);
+    /// `None` switches announces off.
+    pub server_announce_cycle: Option<Duration>,
+    /// Transport parameters of the Server Announce. Empty (the default) means "the announce's
+    /// source address and the ASAP port" (RFC 5352 §3.6); RSPLIB reads it as the UDP source
+    /// address and port, so a driver sends announces from a socket bound to the ASAP port.
+    pub announce_transports: Vec<Transport>,
+    /// Put the PE Identifier into Endpoint Keep-Alives as RSPLIB does. Not in RFC 5352; without
+    /// it RSPLIB PEs acknowledge for every PE they own. Default off.
+    pub keep_alive_with_pe_id: bool,
+    /// Granularity of the distance (ms) put into distance-penalty policies, from the
+    /// association's round-trip time (RSPLIB `-distancestep`, 50).
+    pub distance_step_ms: u32,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        Self {
+            id: RegistrarId(0),
+            max_handle_resolution_items: 3,
+            handle_resolution_items_limit: 128,
+            max_increment: None,
+            keep_alive_transmission_interval: Duration::from_secs(5),
+            keep_alive_jitter_percent: 50,
+            keep_alive_timeout_interval: Duration::from_secs(5),
+            max_bad_pe_reports: 3,
+            registration_life_unit: LifeUnit::Milliseconds,
+            expire_owned_pes: true,
+            check_user_addresses: true,
+            max_pool_handle_length: 32,
+            max_pool_elements: 1_000_000,
+            max_pool_elements_per_association: 16_384,
+            server_announce_cycle: Some(Duration::from_secs(1)),
+            announce_transports: Vec::new(),
+            keep_alive_with_pe_id: false,
+            distance_step_ms: 50,
+        }
+    }
+}
+
+impl RegistrarConfig {
+    /// The defaults with a registrar ID.
+    pub fn new(id: RegistrarId) -> Self {
+        Self {
+            id,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the settings; the error says which one is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id.0 == 0 {
+            return Err("the registrar ID must not be 0".into());
+        }
+        if self.max_handle_resolution_items == 0 {
+            return Err("max handle resolution items must be at least 1".into());
+        }
+        if self.handle_resolution_items_limit == 0 {
+            return Err("the handle resolution items limit must be at least 1".into());
+        }
+        if self.keep_alive_transmission_interval.is_zero() {
+            return Err("the keep-alive transmission interval must be positive".into());
+        }
+        if self.keep_alive_timeout_interval.is_zero() {
+            return Err("the keep-alive timeout interval must be positive".into());
+        }
+        if self.keep_alive_jitter_percent > 90 {
+            return Err("the keep-alive jitter must be at most 90 %".into());
+        }
+        if self.max_bad_pe_reports == 0 {
+            return Err("max bad PE reports must be at least 1".into());
+        }
+        if self.max_pool_handle_length == 0 {
+            return Err("the maximum pool handle length must be at least 1".into());
+        }
+        if self.server_announce_cycle.is_some_and(|d| d.is_zero()) {
+            return Err("the server announce cycle must be positive".into());
+        }
+        if self.distance_step_ms == 0 {
+            return Err("the distance step must be at least 1 ms".into());
+        }
+        Ok(())
+    }
+}
