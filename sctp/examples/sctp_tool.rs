@@ -7,6 +7,18 @@
 //! cargo run --release -p rserpool-sctp --example sctp-tool -- client --peer 127.0.0.1:9899 --port 5002 throughput --seconds 5 --size 8192
 //! cargo run --release -p rserpool-sctp --example sctp-tool -- bench             # everything, against UDP and TCP
 //! ```
+//!
+//! `--share-host` (server and client) shares the host's well-known UDP port (9899, or
+//! `--share-port N`) with the other processes of the host that do the same
+//! (`SctpEndpoint::bind_shared`): the first one is the front, the others use an ephemeral UDP
+//! port of their own and register their SCTP ports with the front. `--bind` then only gives the
+//! IP. Two echo servers on one host, both reachable through UDP 9899:
+//!
+//! ```text
+//! sctp-tool server --share-host --bind 0.0.0.0:9899 --port 5001 &
+//! sctp-tool server --share-host --bind 0.0.0.0:9899 --port 6003 &
+//! sctp-tool client --peer 127.0.0.1:9899 --port 6003 check
+//! ```
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -59,6 +71,8 @@ enum Cmd {
         /// Local addresses to announce (multi-homing); repeat.
         #[arg(long)]
         address: Vec<std::net::IpAddr>,
+        #[command(flatten)]
+        share: ShareArgs,
     },
     /// Associate with a server and do something.
     Client {
@@ -76,6 +90,8 @@ enum Cmd {
         /// Local addresses to announce (multi-homing); repeat.
         #[arg(long)]
         address: Vec<std::net::IpAddr>,
+        #[command(flatten)]
+        share: ShareArgs,
         #[command(subcommand)]
         what: ClientCmd,
     },
@@ -106,6 +122,72 @@ enum Cmd {
         #[arg(long, default_value = "10000")]
         associations: usize,
     },
+}
+
+/// Host port sharing (`SctpEndpoint::bind_shared`).
+#[derive(clap::Args, Clone, Copy)]
+struct ShareArgs {
+    /// Share the host's well-known UDP port with the other processes that do the same: the
+    /// first is the front, the others send from an ephemeral port and register their SCTP
+    /// ports with it. `--bind` then only gives the IP.
+    #[arg(long)]
+    share_host: bool,
+    /// The well-known UDP port shared (implies --share-host).
+    #[arg(long, value_name = "N")]
+    share_port: Option<u16>,
+}
+
+impl ShareArgs {
+    fn enabled(&self) -> bool {
+        self.share_host || self.share_port.is_some()
+    }
+}
+
+/// Binds plainly, or in host port sharing mode (printing the role on stdout).
+async fn bind_endpoint(
+    bind: SocketAddr,
+    share: ShareArgs,
+    cfg: EndpointConfig,
+) -> Result<SctpEndpoint, String> {
+    if !share.enabled() {
+        return SctpEndpoint::bind(bind, cfg)
+            .await
+            .map_err(|e| format!("bind {bind}: {e}"));
+    }
+    let addr = SocketAddr::new(bind.ip(), share.share_port.unwrap_or(9899));
+    let ep = SctpEndpoint::bind_shared(addr, cfg)
+        .await
+        .map_err(|e| format!("bind (sharing) {addr}: {e}"))?;
+    println!(
+        "SHARE {} of UDP port {}, sending from UDP port {}",
+        if ep.is_front() { "front" } else { "member" },
+        addr.port(),
+        ep.udp_port()
+    );
+    Ok(ep)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[derive(Subcommand)]
@@ -187,15 +269,27 @@ fn main() {
                 fast,
                 exit_after,
                 address,
-            } => server(bind, port, mode, config_with(fast, address), exit_after).await,
+                share,
+            } => {
+                server(
+                    bind,
+                    share,
+                    port,
+                    mode,
+                    config_with(fast, address),
+                    exit_after,
+                )
+                .await
+            }
             Cmd::Client {
                 peer,
                 port,
                 bind,
                 fast,
                 address,
+                share,
                 what,
-            } => client(bind, peer, port, config_with(fast, address), what).await,
+            } => client(bind, share, peer, port, config_with(fast, address), what).await,
             Cmd::Flood {
                 peer,
                 port,
@@ -219,18 +313,25 @@ type R = Result<(), String>;
 
 async fn server(
     bind: SocketAddr,
+    share: ShareArgs,
     ports: Vec<u16>,
     mode: Mode,
     cfg: EndpointConfig,
     exit_after: Option<usize>,
 ) -> R {
-    let ep = SctpEndpoint::bind(bind, cfg)
-        .await
-        .map_err(|e| format!("bind {bind}: {e}"))?;
-    eprintln!("listening on UDP {} SCTP ports {ports:?}", ep.local_addr());
+    let ep = bind_endpoint(bind, share, cfg).await?;
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    for p in ports {
-        let mut l = ep.listen(p);
+    let mut listeners = Vec::new();
+    for p in &ports {
+        listeners.push(
+            ep.listen(*p)
+                .await
+                .map_err(|e| format!("listen on SCTP port {p}: {e}"))?,
+        );
+    }
+    println!("listening on UDP {} SCTP ports {ports:?}", ep.local_addr());
+    for mut l in listeners {
+        let p = l.port();
         let done_tx = done_tx.clone();
         tokio::spawn(async move {
             while let Some(a) = l.accept().await {
@@ -265,25 +366,52 @@ async fn server(
         });
     }
     let mut ended = 0;
-    while done_rx.recv().await.is_some() {
-        ended += 1;
-        if exit_after.is_some_and(|n| ended >= n) {
-            break;
+    let done = async {
+        while done_rx.recv().await.is_some() {
+            ended += 1;
+            if exit_after.is_some_and(|n| ended >= n) {
+                break;
+            }
         }
+    };
+    // Sharing: on SIGINT/SIGTERM, close cleanly, so that a front says goodbye and another
+    // process takes over at once.
+    let signalled = async {
+        if share.enabled() {
+            terminated().await
+        } else {
+            std::future::pending().await
+        }
+    };
+    tokio::select! {
+        _ = done => {}
+        _ = signalled => eprintln!("terminated"),
     }
+    if let Some(s) = ep.share_stats() {
+        println!(
+            "RESULT share: {} of UDP port {}, forwarded {}, received forwarded {}, dropped {}, takeovers {}",
+            if ep.is_front() { "front" } else { "member" },
+            ep.share_state().map(|s| s.borrow().well_known).unwrap_or(0),
+            s.forwarded,
+            s.forwarded_in,
+            s.dropped,
+            s.takeovers
+        );
+    }
+    // A front says goodbye (another process takes over), a member withdraws its ports.
+    ep.close();
     Ok(())
 }
 
 async fn client(
     bind: SocketAddr,
+    share: ShareArgs,
     peer: Vec<SocketAddr>,
     port: u16,
     cfg: EndpointConfig,
     what: ClientCmd,
 ) -> R {
-    let ep = SctpEndpoint::bind(bind, cfg)
-        .await
-        .map_err(|e| format!("bind {bind}: {e}"))?;
+    let ep = bind_endpoint(bind, share, cfg).await?;
     let a = ep
         .connect(&peer, port)
         .await
@@ -534,7 +662,7 @@ fn spawn_servers() -> Servers {
                 }
             });
             for (port, echo) in [(5001u16, true), (5002, false)] {
-                let mut l = sctp.listen(port);
+                let mut l = sctp.listen(port).await.unwrap();
                 tokio::spawn(async move {
                     while let Some(a) = l.accept().await {
                         tokio::spawn(async move {
@@ -818,7 +946,7 @@ async fn bench(count: usize, seconds: u64, associations: usize) -> R {
     let mem_server = SctpEndpoint::bind("127.0.0.1:0".parse().unwrap(), config(false))
         .await
         .map_err(|e| e.to_string())?;
-    let mut l = mem_server.listen(7000);
+    let mut l = mem_server.listen(7000).await.map_err(|e| e.to_string())?;
     let accepted = tokio::spawn(async move {
         let mut v = Vec::new();
         while v.len() < associations {

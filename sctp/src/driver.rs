@@ -4,13 +4,17 @@
 //! [`Association`] and [`Listener`] are handles that talk to it. One socket serves every SCTP
 //! port the endpoint listens on or connects from.
 //!
+//! [`SctpEndpoint::bind`] binds a UDP port of its own. [`SctpEndpoint::bind_shared`] shares the
+//! host's well-known UDP port (RFC 6951: 9899) with the other processes of the host that do
+//! the same: see [`crate::mux`].
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use bytes::Bytes;
 //! use rserpool_sctp::{EndpointConfig, SctpEndpoint};
 //!
 //! let server = SctpEndpoint::bind("127.0.0.1:9899".parse().unwrap(), EndpointConfig::default()).await?;
-//! let mut listener = server.listen(3863);
+//! let mut listener = server.listen(3863).await.unwrap();
 //! let client = SctpEndpoint::bind("127.0.0.1:0".parse().unwrap(), EndpointConfig::default()).await?;
 //! let assoc = client.connect(&["127.0.0.1:9899".parse().unwrap()], 3863).await.unwrap();
 //! assoc.send(0, 11, Bytes::from_static(b"hello")).await.unwrap();
@@ -28,8 +32,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use crate::mux::{
+    self, Claim, Holder, ListenError, Route, Share, ShareConfig, ShareState, ShareStats,
+};
 use crate::{
     AssocId, AssociationConfig, AssociationInfo, ConnectError, Endpoint, EndpointConfig,
     EndpointStats, Event, LostReason, Message, SendError, Transmit,
@@ -61,6 +68,9 @@ pub enum ConnectFailed {
     /// The endpoint's driver stopped.
     #[error("endpoint closed")]
     EndpointClosed,
+    /// Host port sharing: the requested local SCTP port is not available.
+    #[error("local SCTP port: {0}")]
+    LocalPort(ListenError),
 }
 
 /// Non-data events of an association, as its [`Association::events`] yields them.
@@ -72,6 +82,8 @@ struct AssocSlot {
     events: mpsc::UnboundedSender<Event>,
     events_rx: Option<mpsc::UnboundedReceiver<Event>>,
     connect: Option<oneshot::Sender<Result<(), LostReason>>>,
+    /// Host port sharing: the local SCTP port this association holds a reference on.
+    port: Option<u16>,
 }
 
 struct State {
@@ -81,14 +93,22 @@ struct State {
     assocs: HashMap<AssocId, AssocSlot>,
     listeners: HashMap<u16, mpsc::UnboundedSender<Association>>,
     stopped: bool,
+    /// The UDP address own traffic goes out from (changes when a member takes over).
+    local: SocketAddr,
+    /// Host port sharing, when enabled.
+    share: Option<Share>,
+    /// A blocking-free std handle on the sending socket, to say goodbye from `stop` even when
+    /// the runtime is going away.
+    farewell: Option<std::net::UdpSocket>,
 }
 
 struct Shared {
     state: Mutex<State>,
     /// Wakes the driver: output may be pending, or deadlines changed.
     wake: Notify,
-    local: SocketAddr,
     v6_socket: bool,
+    /// Host port sharing: the address given to `bind_shared` (IP and well-known port).
+    bound: SocketAddr,
 }
 
 impl Shared {
@@ -107,6 +127,15 @@ impl Shared {
     fn kick(&self, st: MutexGuard<'_, State>) {
         drop(st);
         self.wake.notify_one();
+    }
+
+    /// Drops a reference on a shared SCTP port.
+    fn release(&self, port: u16) {
+        let mut st = self.lock();
+        if let Some(s) = st.share.as_mut() {
+            s.release(port);
+        }
+        self.kick(st);
     }
 }
 
@@ -128,6 +157,20 @@ fn stop(shared: &Shared) {
             st.ep.abort(id);
         }
         st.stopped = true;
+        // Host port sharing: a front says goodbye to its members, a member leaves. Sent at
+        // once, so that it goes out even if the runtime stops right after.
+        let now = Instant::now();
+        let State {
+            share, farewell, ..
+        } = &mut *st;
+        if let Some(share) = share.as_mut() {
+            let msgs = share.farewell(now);
+            if let Some(sock) = farewell.take() {
+                for (dst, b) in msgs {
+                    let _ = sock.send_to(&b, shared.dst(dst));
+                }
+            }
+        }
     }
     drop(st);
     shared.wake.notify_one();
@@ -174,38 +217,113 @@ fn from_v6(a: SocketAddr) -> SocketAddr {
     }
 }
 
+/// A non-blocking UDP socket bound to `addr` (`[::]` serves IPv4 and IPv6). No
+/// `SO_REUSEADDR`/`SO_REUSEPORT`: a port held by another process fails with `AddrInUse`.
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if addr.is_ipv6() && addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+        socket.set_only_v6(false)?;
+    }
+    // Bursts of packets arrive between two polls of the driver: give them room.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// The tokio socket, and a second handle on it for `stop`.
+fn into_tokio(s: std::net::UdpSocket) -> io::Result<(Arc<UdpSocket>, std::net::UdpSocket)> {
+    let clone = s.try_clone()?;
+    Ok((Arc::new(UdpSocket::from_std(s)?), clone))
+}
+
 impl SctpEndpoint {
     /// Binds a UDP socket (`[::]:port` serves IPv4 and IPv6) and starts the driver task. RFC
     /// 6951's well-known port is 9899; clients may use port 0.
     pub async fn bind(addr: SocketAddr, config: EndpointConfig) -> io::Result<Self> {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        if addr.is_ipv6() && addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
-            socket.set_only_v6(false)?;
+        let socket = udp_socket(addr)?;
+        Self::start(socket, config, addr, None)
+    }
+
+    /// Binds in host port sharing mode (see [`crate::mux`]): `addr` is the host's IP (or the
+    /// wildcard) and the well-known UDP port every sharing process of the host uses (9899).
+    ///
+    /// If the port is free this process becomes the **front**: it receives everything sent to
+    /// the port, serves its own SCTP ports and forwards datagrams for the SCTP ports of the
+    /// other sharing processes to them. Otherwise it binds an ephemeral UDP port on the same
+    /// IP, sends all of its traffic from there, and registers its SCTP ports with the front
+    /// ([`SctpEndpoint::listen`] then fails on a port another process holds). When the front
+    /// exits, one of the others takes over. Uses [`ShareConfig::default`]'s timers.
+    pub async fn bind_shared(addr: SocketAddr, config: EndpointConfig) -> io::Result<Self> {
+        Self::bind_shared_with(addr, config, ShareConfig::default()).await
+    }
+
+    /// As [`SctpEndpoint::bind_shared`], with its own timers.
+    pub async fn bind_shared_with(
+        addr: SocketAddr,
+        config: EndpointConfig,
+        share: ShareConfig,
+    ) -> io::Result<Self> {
+        if addr.port() == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "host port sharing needs the well-known port, not 0",
+            ));
         }
-        // Bursts of packets arrive between two polls of the driver: give them room.
-        let _ = socket.set_recv_buffer_size(4 << 20);
-        let _ = socket.set_send_buffer_size(4 << 20);
-        socket.set_nonblocking(true)?;
-        socket.bind(&addr.into())?;
-        let socket = Arc::new(UdpSocket::from_std(socket.into())?);
+        let (socket, front) = match udp_socket(addr) {
+            Ok(s) => (s, true),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                (udp_socket(SocketAddr::new(addr.ip(), 0))?, false)
+            }
+            Err(e) => return Err(e),
+        };
+        Self::start(socket, config, addr, Some((share, front)))
+    }
+
+    fn start(
+        socket: std::net::UdpSocket,
+        config: EndpointConfig,
+        bound: SocketAddr,
+        share: Option<(ShareConfig, bool)>,
+    ) -> io::Result<Self> {
+        let (socket, farewell) = into_tokio(socket)?;
         let local = socket.local_addr()?;
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| io::Error::other(e.to_string()))?;
+        let now = Instant::now();
+        let share = share.map(|(cfg, front)| {
+            let mut s = seed;
+            s[0] ^= 0x5a;
+            if front {
+                tracing::info!(%local, "host port sharing: this process is the front");
+            } else {
+                tracing::info!(
+                    %local,
+                    well_known = bound.port(),
+                    "host port sharing: the well-known port is held, this process is a member"
+                );
+            }
+            Share::new(cfg, from_v6(bound), front, local.port(), s, now)
+        });
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                ep: Endpoint::new(config, seed, Instant::now()),
+                ep: Endpoint::new(config, seed, now),
                 assocs: HashMap::new(),
                 listeners: HashMap::new(),
                 stopped: false,
                 guard: None,
+                local,
+                farewell: share.is_some().then_some(farewell),
+                share,
             }),
             wake: Notify::new(),
-            local,
             v6_socket: local.is_ipv6(),
+            bound,
         });
         let guard = Arc::new(Guard {
             shared: shared.clone(),
@@ -215,22 +333,188 @@ impl SctpEndpoint {
         Ok(Self { guard, shared })
     }
 
-    /// The UDP address the endpoint is bound to.
+    /// The UDP address the endpoint sends from: the bound address, or with host port sharing
+    /// the well-known port for the front and the process's own ephemeral port for a member.
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.local
+        self.shared.lock().local
+    }
+
+    /// The UDP port the endpoint sends from (see [`SctpEndpoint::local_addr`]).
+    pub fn udp_port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Host port sharing: whether this process is the front (holds the well-known port).
+    /// Always `false` for an endpoint made by [`SctpEndpoint::bind`].
+    pub fn is_front(&self) -> bool {
+        self.shared
+            .lock()
+            .share
+            .as_ref()
+            .is_some_and(|s| s.is_front())
+    }
+
+    /// Host port sharing: the counters (forwarded datagrams, refusals, takeovers, ...); `None`
+    /// for an endpoint made by [`SctpEndpoint::bind`].
+    pub fn share_stats(&self) -> Option<ShareStats> {
+        Some(self.shared.lock().share.as_ref()?.stats(Instant::now()))
+    }
+
+    /// Host port sharing: the role and registration state, to watch for changes (a takeover,
+    /// registration with a new front); `None` for an endpoint made by [`SctpEndpoint::bind`].
+    pub fn share_state(&self) -> Option<watch::Receiver<ShareState>> {
+        Some(self.shared.lock().share.as_ref()?.subscribe())
     }
 
     /// Accepts associations on an SCTP port.
-    pub fn listen(&self, port: u16) -> Listener {
+    ///
+    /// With host port sharing, a member first has the port granted by the front (one round
+    /// trip over loopback); the call fails with [`ListenError::InUse`] when the front or
+    /// another process holds the port, and with [`ListenError::NoFront`] when no front answers
+    /// within [`ShareConfig::claim_timeout`]. A front that just took over grants its own ports
+    /// only after its grace period (the members had the time to register theirs again).
+    pub async fn listen(&self, port: u16) -> Result<Listener, ListenError> {
+        if port == 0 {
+            return Err(ListenError::InvalidPort);
+        }
+        {
+            let st = self.shared.lock();
+            if st.stopped {
+                return Err(ListenError::EndpointClosed);
+            }
+            if st.listeners.contains_key(&port) {
+                return Err(ListenError::AlreadyListening(port));
+            }
+        }
+        let sharing = self.claim(port).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let mut st = self.shared.lock();
+        let err = if st.stopped {
+            Some(ListenError::EndpointClosed)
+        } else if st.listeners.contains_key(&port) {
+            Some(ListenError::AlreadyListening(port))
+        } else {
+            None
+        };
+        if let Some(e) = err {
+            drop(st);
+            if sharing {
+                self.shared.release(port);
+            }
+            return Err(e);
+        }
         st.ep.listen(port);
         st.listeners.insert(port, tx);
-        Listener {
+        Ok(Listener {
             port,
             rx,
             shared: self.shared.clone(),
             _guard: self.guard.clone(),
+        })
+    }
+
+    /// Takes a reference on an SCTP port for a listener or an association (host port sharing:
+    /// asks the front if needed). Returns whether sharing is on (the caller then owns the
+    /// reference).
+    async fn claim(&self, port: u16) -> Result<bool, ListenError> {
+        let (rx, well_known, wait) = {
+            let mut st = self.shared.lock();
+            let Some(share) = st.share.as_mut() else {
+                return Ok(false);
+            };
+            let well_known = share.well_known();
+            let now = Instant::now();
+            let wait = share.claim_wait(now);
+            match share.claim(port, now) {
+                Claim::Granted => return Ok(true),
+                Claim::Refused(holder) => {
+                    tracing::info!(port, %holder, "SCTP port refused: in use");
+                    return Err(ListenError::InUse {
+                        port,
+                        well_known,
+                        holder,
+                    });
+                }
+                Claim::Pending(rx) => (rx, well_known, wait),
+            }
+        };
+        // Send the REGISTER now.
+        self.shared.wake.notify_one();
+        // Until answered, the claim holds a reference on the port: it is dropped if this future
+        // is dropped or times out. The driver answers claims under the state lock, so closing
+        // the channel under it settles who drops the reference.
+        struct Pending<'a> {
+            shared: &'a Shared,
+            port: u16,
+            rx: oneshot::Receiver<Result<(), Holder>>,
+            armed: bool,
+        }
+        impl Pending<'_> {
+            /// Stops waiting: returns the answer that came meanwhile, if any. The reference is
+            /// dropped unless a refusal dropped it already or (`keep_grant`) the port was granted.
+            fn settle(&mut self, keep_grant: bool) -> Option<Result<(), Holder>> {
+                self.armed = false;
+                let mut st = self.shared.lock();
+                self.rx.close();
+                let answer = self.rx.try_recv().ok();
+                let keep = match answer {
+                    Some(Err(_)) => true,
+                    Some(Ok(())) => keep_grant,
+                    None => false,
+                };
+                if !keep {
+                    if let Some(s) = st.share.as_mut() {
+                        s.release(self.port);
+                    }
+                }
+                self.shared.kick(st);
+                answer
+            }
+        }
+        impl Drop for Pending<'_> {
+            fn drop(&mut self) {
+                if self.armed {
+                    self.settle(false);
+                }
+            }
+        }
+        let mut pending = Pending {
+            shared: &self.shared,
+            port,
+            rx,
+            armed: true,
+        };
+        let in_use = |holder| {
+            tracing::info!(port, %holder, "SCTP port refused by the front: in use");
+            ListenError::InUse {
+                port,
+                well_known,
+                holder,
+            }
+        };
+        match tokio::time::timeout(wait, &mut pending.rx).await {
+            Ok(Ok(Ok(()))) => {
+                pending.armed = false;
+                Ok(true)
+            }
+            Ok(Ok(Err(holder))) => {
+                // The refusal dropped the claim's reference.
+                pending.armed = false;
+                Err(in_use(holder))
+            }
+            Ok(Err(_)) => {
+                pending.armed = false;
+                Err(ListenError::EndpointClosed)
+            }
+            Err(_) => match pending.settle(true) {
+                // Answered just as the time ran out.
+                Some(Ok(())) => Ok(true),
+                Some(Err(holder)) => Err(in_use(holder)),
+                None => {
+                    tracing::warn!(port, well_known, "no front answered a registration");
+                    Err(ListenError::NoFront(well_known))
+                }
+            },
         }
     }
 
@@ -245,6 +529,9 @@ impl SctpEndpoint {
     }
 
     /// As [`SctpEndpoint::connect`], from a given local SCTP port and with its own parameters.
+    ///
+    /// With host port sharing, an ephemeral local port is one no other sharing process holds,
+    /// registered with the front; a given one must be granted like a listening port.
     pub async fn connect_with(
         &self,
         peers: &[SocketAddr],
@@ -252,16 +539,42 @@ impl SctpEndpoint {
         local_port: u16,
         config: Option<AssociationConfig>,
     ) -> Result<Association, ConnectFailed> {
+        let sharing = self.shared.lock().share.is_some();
+        let claimed = if sharing && local_port != 0 {
+            self.claim(local_port).await.map_err(|e| match e {
+                ListenError::EndpointClosed => ConnectFailed::EndpointClosed,
+                e => ConnectFailed::LocalPort(e),
+            })?;
+            Some(local_port)
+        } else {
+            None
+        };
         let (tx, rx) = oneshot::channel();
         let assoc = {
             let mut st = self.shared.lock();
-            if st.stopped {
-                return Err(ConnectFailed::EndpointClosed);
-            }
-            let id = st
-                .ep
-                .connect(Instant::now(), local_port, peers, peer_port, config)?;
-            let a = register(&self.shared, &self.guard, &mut st, id);
+            let now = Instant::now();
+            let port = match (claimed, st.share.as_mut()) {
+                (Some(p), _) => Some(p),
+                (None, Some(share)) => Some(share.take_ephemeral(now)),
+                (None, None) => None,
+            };
+            let r = if st.stopped {
+                Err(ConnectFailed::EndpointClosed)
+            } else {
+                st.ep
+                    .connect(now, port.unwrap_or(local_port), peers, peer_port, config)
+                    .map_err(ConnectFailed::from)
+            };
+            let id = match r {
+                Ok(id) => id,
+                Err(e) => {
+                    if let (Some(p), Some(share)) = (port, st.share.as_mut()) {
+                        share.release(p);
+                    }
+                    return Err(e);
+                }
+            };
+            let a = register(&self.shared, &self.guard, &mut st, id, port);
             st.assocs.get_mut(&id).expect("just registered").connect = Some(tx);
             a
         };
@@ -284,12 +597,21 @@ impl SctpEndpoint {
     }
 
     /// Stops the driver: every association is aborted and every handle sees `EndpointClosed`.
+    /// With host port sharing, a front says goodbye to its members (one of them takes over)
+    /// and a member withdraws its SCTP ports.
     pub fn close(&self) {
         stop(&self.shared);
     }
 }
 
-fn register(shared: &Arc<Shared>, guard: &Arc<Guard>, st: &mut State, id: AssocId) -> Association {
+/// Creates the handle of an association; `port`: the shared SCTP port reference it owns.
+fn register(
+    shared: &Arc<Shared>,
+    guard: &Arc<Guard>,
+    st: &mut State,
+    id: AssocId,
+    port: Option<u16>,
+) -> Association {
     let notify = Arc::new(Notify::new());
     let (etx, erx) = mpsc::unbounded_channel();
     st.assocs.insert(
@@ -300,6 +622,7 @@ fn register(shared: &Arc<Shared>, guard: &Arc<Guard>, st: &mut State, id: AssocI
             events: etx,
             events_rx: Some(erx),
             connect: None,
+            port,
         },
     );
     Association {
@@ -327,9 +650,12 @@ impl Drop for Listener {
         let mut st = self.shared.lock();
         st.ep.unlisten(self.port);
         st.listeners.remove(&self.port);
+        if let Some(s) = st.share.as_mut() {
+            s.release(self.port);
+        }
+        self.shared.kick(st);
     }
 }
-
 impl Association {
     /// The association's id within its endpoint.
     pub fn id(&self) -> AssocId {
@@ -470,10 +796,19 @@ impl std::fmt::Debug for Association {
     }
 }
 
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for SctpEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SctpEndpoint")
-            .field("local", &self.shared.local)
+            .field("local", &self.local_addr())
+            .field("front", &self.is_front())
             .finish()
     }
 }
@@ -484,7 +819,10 @@ impl Drop for Association {
         if st.assocs.get(&self.id).is_some_and(|s| s.closed.is_none()) {
             st.ep.abort(self.id);
         }
-        st.assocs.remove(&self.id);
+        let slot = st.assocs.remove(&self.id);
+        if let (Some(port), Some(share)) = (slot.and_then(|s| s.port), st.share.as_mut()) {
+            share.release(port);
+        }
         drop(st);
         self.shared.wake.notify_one();
     }
@@ -502,7 +840,16 @@ fn process(shared: &Arc<Shared>, st: &mut State, out: &mut Vec<Transmit>) {
             let guard = st.guard.as_ref().and_then(std::sync::Weak::upgrade);
             match (port.and_then(|p| st.listeners.get(&p).cloned()), guard) {
                 (Some(tx), Some(guard)) => {
-                    let a = register(shared, &guard, st, id);
+                    // With host port sharing the association holds its port too (it outlives
+                    // the listener).
+                    let held = match (port, st.share.as_mut()) {
+                        (Some(p), Some(share)) => {
+                            share.retain(p);
+                            Some(p)
+                        }
+                        _ => None,
+                    };
+                    let a = register(shared, &guard, st, id, held);
                     if let Err(rejected) = tx.send(a) {
                         // The listener is gone: the handle's drop aborts the association.
                         drop(rejected);
@@ -545,13 +892,97 @@ fn process(shared: &Arc<Shared>, st: &mut State, out: &mut Vec<Transmit>) {
     }
 }
 
+/// Feeds one received datagram to the endpoint, or (host port sharing) to the sharing logic.
+/// `at_well_known`: it arrived at the front's well-known port.
+fn on_datagram(st: &mut State, now: Instant, at_well_known: bool, from: SocketAddr, d: &[u8]) {
+    let State { ep, share, .. } = st;
+    let Some(share) = share.as_mut() else {
+        ep.handle(now, from, Bytes::copy_from_slice(d));
+        return;
+    };
+    if mux::is_control(d) {
+        if at_well_known {
+            share.on_front_control(now, from, d);
+        } else if let Some((orig, inner)) = share.on_member_control(now, from, d) {
+            ep.handle(now, orig, Bytes::copy_from_slice(inner));
+        }
+        return;
+    }
+    if !at_well_known {
+        ep.handle(now, from, Bytes::copy_from_slice(d));
+        return;
+    }
+    match share.route(now, d) {
+        Route::Local => ep.handle(now, from, Bytes::copy_from_slice(d)),
+        Route::Forward(to) => share.forward(to, from, d),
+        Route::Drop => {}
+    }
+}
+
+/// The sockets of a driver: the one it sends from (with host port sharing, the front's is the
+/// well-known port) and, after a takeover, the member's old own port, still received on.
+struct Sockets {
+    primary: Arc<UdpSocket>,
+    secondary: Option<Arc<UdpSocket>>,
+}
+
+/// Host port sharing: the front seems gone; try to bind the well-known port.
+fn try_take_over(sh: &Shared, io: &mut Sockets) {
+    let addr = {
+        let st = sh.lock();
+        match st.share.as_ref() {
+            Some(s) if !s.is_front() && !st.stopped => s.well_known_addr(sh.bound),
+            _ => return,
+        }
+    };
+    let bound = udp_socket(addr).and_then(into_tokio);
+    let mut st = sh.lock();
+    let now = Instant::now();
+    match bound {
+        Ok((sock, clone)) => {
+            let Ok(local) = sock.local_addr() else {
+                return;
+            };
+            st.local = local;
+            st.farewell = Some(clone);
+            if let Some(s) = st.share.as_mut() {
+                s.took_over(now, local.port());
+                s.publish(now);
+            }
+            io.secondary = Some(std::mem::replace(&mut io.primary, sock));
+        }
+        Err(e) => {
+            tracing::debug!(%addr, error = %e, "the well-known port is held: not taking over");
+            if let Some(s) = st.share.as_mut() {
+                s.bind_failed(now);
+            }
+        }
+    }
+}
+
 async fn drive(socket: Arc<UdpSocket>, sh: Arc<Shared>) {
+    let mut io = Sockets {
+        primary: socket,
+        secondary: None,
+    };
     let mut buf = vec![0u8; 65536];
+    let mut buf2 = vec![0u8; 65536];
     let mut out: Vec<Transmit> = Vec::new();
+    let mut ctl: Vec<(SocketAddr, Bytes)> = Vec::new();
     loop {
-        let deadline = {
+        let (deadline, take_over) = {
             let mut st = sh.lock();
+            let now = Instant::now();
+            let stopped = st.stopped;
+            let take_over = match st.share.as_mut() {
+                Some(s) if !stopped => s.handle_timeout(now),
+                _ => false,
+            };
             process(&sh, &mut st, &mut out);
+            if let Some(s) = st.share.as_mut() {
+                s.publish(now);
+                ctl.append(&mut s.out);
+            }
             if st.stopped && out.is_empty() {
                 for slot in st.assocs.values_mut() {
                     slot.closed.get_or_insert(Closed::EndpointClosed);
@@ -561,13 +992,31 @@ async fn drive(socket: Arc<UdpSocket>, sh: Arc<Shared>) {
                 st.listeners.clear();
                 return;
             }
-            st.ep.poll_timeout()
+            let share_deadline = st.share.as_ref().and_then(|s| s.poll_timeout());
+            let deadline = match (st.ep.poll_timeout(), share_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            (deadline, take_over)
         };
+        if take_over {
+            try_take_over(&sh, &mut io);
+        }
         for t in out.drain(..) {
             let dst = sh.dst(t.destination);
-            if let Err(e) = socket.send_to(&t.payload, dst).await {
+            if let Err(e) = io.primary.send_to(&t.payload, dst).await {
                 tracing::debug!(%dst, error = %e, "UDP send failed");
             }
+        }
+        for (dst, b) in ctl.drain(..) {
+            let dst = sh.dst(dst);
+            if let Err(e) = io.primary.send_to(&b, dst).await {
+                tracing::debug!(%dst, error = %e, "UDP send of a host-sharing message failed");
+            }
+        }
+        if take_over {
+            // A takeover (or its failure) changed what to send: go round once more.
+            continue;
         }
         let sleep = async {
             match deadline {
@@ -575,16 +1024,39 @@ async fn drive(socket: Arc<UdpSocket>, sh: Arc<Shared>) {
                 None => std::future::pending().await,
             }
         };
+        let secondary = async {
+            match &io.secondary {
+                Some(s) => s.recv_from(&mut buf2).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            r = socket.recv_from(&mut buf) => {
+            r = io.primary.recv_from(&mut buf) => {
+                let mut st = sh.lock();
+                let now = Instant::now();
+                // The primary socket is the well-known port exactly when this is the front.
+                let wk = st.share.as_ref().is_some_and(|s| s.is_front());
+                if let Ok((n, from)) = r {
+                    on_datagram(&mut st, now, wk, from_v6(from), &buf[..n]);
+                }
+                // Drain whatever else is queued, under the same lock.
+                while let Ok((n, from)) = io.primary.try_recv_from(&mut buf) {
+                    on_datagram(&mut st, now, wk, from_v6(from), &buf[..n]);
+                }
+                if st.ep.poll_timeout().is_some_and(|t| t <= now) {
+                    st.ep.handle_timeout(now);
+                }
+            }
+            r = secondary => {
                 let mut st = sh.lock();
                 let now = Instant::now();
                 if let Ok((n, from)) = r {
-                    st.ep.handle(now, from_v6(from), Bytes::copy_from_slice(&buf[..n]));
+                    on_datagram(&mut st, now, false, from_v6(from), &buf2[..n]);
                 }
-                // Drain whatever else is queued, under the same lock.
-                while let Ok((n, from)) = socket.try_recv_from(&mut buf) {
-                    st.ep.handle(now, from_v6(from), Bytes::copy_from_slice(&buf[..n]));
+                if let Some(s) = &io.secondary {
+                    while let Ok((n, from)) = s.try_recv_from(&mut buf2) {
+                        on_datagram(&mut st, now, false, from_v6(from), &buf2[..n]);
+                    }
                 }
                 if st.ep.poll_timeout().is_some_and(|t| t <= now) {
                     st.ep.handle_timeout(now);

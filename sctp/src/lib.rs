@@ -15,6 +15,11 @@
 //! primary path, path confirmation, failover and return; graceful SHUTDOWN and ABORT; and the
 //! per-address UDP encapsulation port of RFC 6951, learned from what arrives.
 //!
+//! The tokio driver ([`SctpEndpoint`], feature `tokio`) runs an endpoint on a UDP socket. With
+//! [`SctpEndpoint::bind_shared`] several processes of one host share RFC 6951's one well-known
+//! UDP port (9899): one is the front and forwards to the others what peers send there for their
+//! SCTP ports, and each answers from a UDP port of its own, which the peer learns (see [`mux`]).
+//!
 //! ```
 //! use std::time::Instant;
 //! use bytes::Bytes;
@@ -47,6 +52,8 @@ pub mod cookie;
 #[cfg(feature = "tokio")]
 pub mod driver;
 mod endpoint;
+#[cfg(feature = "tokio")]
+pub mod mux;
 mod path;
 mod recv;
 
@@ -58,3 +65,5 @@ pub use recv::Message;
 
 #[cfg(feature = "tokio")]
 pub use driver::{Association, Closed, ConnectFailed, Listener, SctpEndpoint};
+#[cfg(feature = "tokio")]
+pub use mux::{Holder, ListenError, ShareConfig, ShareState, ShareStats};

@@ -17,7 +17,7 @@ async fn endpoint(cfg: EndpointConfig) -> SctpEndpoint {
 #[tokio::test]
 async fn echo_over_udp_with_streams_ppids_and_large_messages() {
     let server = endpoint(EndpointConfig::default()).await;
-    let mut listener = server.listen(3863);
+    let mut listener = server.listen(3863).await.unwrap();
     let srv = tokio::spawn(async move {
         let a = listener.accept().await.unwrap();
         // Echo every message back on its stream with its PPID until the peer shuts down.
@@ -66,7 +66,7 @@ async fn closing_an_endpoint_aborts_its_associations() {
         ..EndpointConfig::default()
     };
     let server = endpoint(cfg.clone()).await;
-    let mut listener = server.listen(5000);
+    let mut listener = server.listen(5000).await.unwrap();
     let client = endpoint(cfg).await;
     let a = timeout(LIMIT, client.connect(&[server.local_addr()], 5000))
         .await
@@ -104,8 +104,8 @@ async fn connecting_to_a_closed_port_fails_with_the_peers_abort() {
 #[tokio::test]
 async fn many_associations_share_one_socket() {
     let server = endpoint(EndpointConfig::default()).await;
-    let mut l1 = server.listen(3863);
-    let mut l2 = server.listen(9901);
+    let mut l1 = server.listen(3863).await.unwrap();
+    let mut l2 = server.listen(9901).await.unwrap();
     let srv = tokio::spawn(async move {
         let mut n = 0;
         while n < 20 {
@@ -188,7 +188,7 @@ async fn a_silent_peer_is_reported_unreachable() {
         ..EndpointConfig::default()
     };
     let server = endpoint(cfg.clone()).await;
-    let _listener = server.listen(5000);
+    let _listener = server.listen(5000).await.unwrap();
     let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let via = relay(server.local_addr(), cut.clone()).await;
     let client = endpoint(cfg).await;

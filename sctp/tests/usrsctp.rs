@@ -104,7 +104,7 @@ async fn the_usrsctp_client_with_our_echo_server() {
     )
     .await
     .unwrap();
-    let mut listener = ep.listen(5001);
+    let mut listener = ep.listen(5001).await.unwrap();
     let server = tokio::spawn(async move {
         let a = listener.accept().await.unwrap();
         let mut n = 0;
