@@ -411,6 +411,87 @@ impl Policy {
         PolicyValues { v, n }
     }
 
+    /// A policy from a spec as RSPLIB's `rspserver -policy=` takes it: the name
+    /// ([`PolicyType::name`], case-insensitive, or a short form: `rr`, `wrr`, `random`,
+    /// `wrand`, `prio`, `lu`, `lud`, `plu`, `rlu`), then its values separated by colons —
+    /// weights and priorities as integers, loads, degradations and DPFs as fractions 0…1 —
+    /// e.g. `LeastUsedDegradation:0.2:0.05`, `wrand:3`. Missing values are 0 (weights 1); the
+    /// distance of DPF policies is left to the registrar.
+    pub fn from_spec(spec: &str) -> Result<Self, String> {
+        let mut parts = spec.split(':');
+        let name = parts.next().unwrap_or_default();
+        let t = match name.to_ascii_lowercase().as_str() {
+            "rr" => PolicyType::ROUND_ROBIN,
+            "wrr" => PolicyType::WEIGHTED_ROUND_ROBIN,
+            "rand" => PolicyType::RANDOM,
+            "wrand" => PolicyType::WEIGHTED_RANDOM,
+            "prio" => PolicyType::PRIORITY,
+            "lu" => PolicyType::LEAST_USED,
+            "lud" => PolicyType::LEAST_USED_DEGRADATION,
+            "plu" => PolicyType::PRIORITY_LEAST_USED,
+            "rlu" => PolicyType::RANDOMIZED_LEAST_USED,
+            _ => PolicyType::from_name(name).ok_or_else(|| format!("unknown policy {name:?}"))?,
+        };
+        let n = t.value_count().unwrap_or(0);
+        let template = Self::from_values(t, &[0; 4][..n]).ok_or("policy without values")?;
+        let names = template.value_names();
+        let given: Vec<&str> = parts.collect();
+        let settable = names.iter().filter(|&&v| v != "distance").count();
+        if given.len() > settable {
+            return Err(format!(
+                "{} takes {settable} value(s) ({}), {} given",
+                t.name().unwrap_or("the policy"),
+                names[..settable].join(", "),
+                given.len()
+            ));
+        }
+        let mut v = [0u32; 4];
+        for (i, &vn) in names.iter().enumerate() {
+            let text = given.get(i).copied();
+            v[i] = match (vn, text) {
+                ("distance", _) => 0,
+                ("weight", None) => 1,
+                (_, None) => 0,
+                ("weight" | "priority", Some(x)) => x
+                    .parse::<u32>()
+                    .map_err(|_| format!("{vn} {x:?} is not a whole number"))?,
+                (_, Some(x)) => {
+                    let f: f64 = x
+                        .parse()
+                        .map_err(|_| format!("{vn} {x:?} is not a number"))?;
+                    if !(0.0..=1.0).contains(&f) {
+                        return Err(format!("{vn} {x} is not a fraction between 0 and 1"));
+                    }
+                    fraction(f)
+                }
+            };
+        }
+        Self::from_values(t, &v[..n]).ok_or_else(|| "invalid policy values".into())
+    }
+
+    /// Sets the load of a load-based policy (a wire fraction); `false`, changing nothing, for
+    /// policies without a load.
+    pub fn set_load(&mut self, new: u32) -> bool {
+        match self {
+            Self::LeastUsed { load }
+            | Self::RandomizedLeastUsed { load }
+            | Self::LeastUsedDegradation { load, .. }
+            | Self::PriorityLeastUsed { load, .. }
+            | Self::RandomizedPriorityLeastUsed { load, .. }
+            | Self::RandomizedLeastUsedDegradation { load, .. }
+            | Self::PriorityLeastUsedDegradation { load, .. }
+            | Self::RandomizedPriorityLeastUsedDegradation { load, .. }
+            | Self::LeastUsedDpf { load, .. }
+            | Self::LeastUsedDegradationDpf { load, .. }
+            | Self::PriorityLeastUsedDpf { load, .. }
+            | Self::PriorityLeastUsedDegradationDpf { load, .. } => {
+                *load = new;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The names of [`Policy::values`], in the same order.
     pub fn value_names(&self) -> &'static [&'static str] {
         match self.policy_type().value_count() {
@@ -538,5 +619,70 @@ impl Policy {
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_like_rspserver_policy() {
+        assert_eq!(Policy::from_spec("RoundRobin"), Ok(Policy::RoundRobin));
+        assert_eq!(Policy::from_spec("rr"), Ok(Policy::RoundRobin));
+        assert_eq!(
+            Policy::from_spec("weightedrandom:7"),
+            Ok(Policy::WeightedRandom { weight: 7 })
+        );
+        assert_eq!(
+            Policy::from_spec("wrr"),
+            Ok(Policy::WeightedRoundRobin { weight: 1 })
+        );
+        assert_eq!(
+            Policy::from_spec("LeastUsedDegradation:0.5:0.25"),
+            Ok(Policy::LeastUsedDegradation {
+                load: fraction(0.5),
+                load_degradation: fraction(0.25)
+            })
+        );
+        assert_eq!(
+            Policy::from_spec("LeastUsedDPF:0.5:1"),
+            Ok(Policy::LeastUsedDpf {
+                load: fraction(0.5),
+                load_dpf: u32::MAX,
+                distance: 0
+            })
+        );
+        assert!(
+            Policy::from_spec("Fastest")
+                .unwrap_err()
+                .contains("unknown policy")
+        );
+        assert!(
+            Policy::from_spec("lu:1.5")
+                .unwrap_err()
+                .contains("fraction")
+        );
+        assert!(
+            Policy::from_spec("wrand:x")
+                .unwrap_err()
+                .contains("whole number")
+        );
+        assert!(Policy::from_spec("rr:1").unwrap_err().contains("takes 0"));
+        assert!(
+            Policy::from_spec("LeastUsedDPF:0:0:5")
+                .unwrap_err()
+                .contains("takes 2")
+        );
+    }
+
+    #[test]
+    fn loads_change_only_where_a_policy_has_one() {
+        let mut p = Policy::from_spec("plu:0.1:0.2").unwrap();
+        assert!(p.set_load(fraction(0.9)));
+        assert_eq!(p.values().as_slice()[0], fraction(0.9));
+        let mut rr = Policy::RoundRobin;
+        assert!(!rr.set_load(5));
+        assert_eq!(rr, Policy::RoundRobin);
     }
 }
