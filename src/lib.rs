@@ -14,9 +14,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub use client::{Client, ClientOptions};
+pub use registrar::server::{RegistrarHandle, RegistrarServer, ServerConfig};
+
 pub mod asap;
 pub mod capture;
+pub mod client;
 pub mod handlespace;
 pub mod policy;
 pub mod registrar;
+pub mod transport;
 pub mod wire;

@@ -77,6 +77,9 @@ pub enum ClientError {
     /// The request is invalid (the text says why).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The client was stopped.
+    #[error("the ASAP client stopped")]
+    Stopped,
 }
 
 fn cause_text(e: &OperationError) -> String {

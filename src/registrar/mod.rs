@@ -71,6 +71,7 @@
 //! ```
 
 mod config;
+pub mod server;
 
 pub use config::{LifeUnit, RegistrarConfig};
 

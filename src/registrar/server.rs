@@ -1,0 +1,368 @@
+//! The registrar's tokio driver: owns the transport endpoint, the ASAP listener, the announce
+//! socket and the timers, and feeds the sans-IO [`Registrar`](super::Registrar).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::{Output, PeerInfo, Registrar, RegistrarConfig, RegistrarStats};
+use crate::handlespace::AssociationId;
+use crate::transport::{Association, Endpoint, TransportConfig, announce};
+use crate::wire::{PPID_ASAP, PoolElement, PoolHandle, RegistrarId};
+
+/// Where and how a [`RegistrarServer`] runs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The ASAP core's settings.
+    pub registrar: RegistrarConfig,
+    /// The SCTP port ASAP is served on (3863).
+    pub asap_port: u16,
+    /// The transport (UDP encapsulation port, host port sharing, SCTP parameters).
+    pub transport: TransportConfig,
+    /// Where Server Announces go (`None`: nowhere, whatever the announce cycle).
+    pub announce_group: Option<SocketAddr>,
+    /// The interface (its address) announces leave on.
+    pub announce_interface: Option<IpAddr>,
+    /// Multicast TTL of announces (RSPLIB: 30).
+    pub announce_ttl: u32,
+    /// Seed of the core's random choices (`None`: from the OS).
+    pub seed: Option<u64>,
+}
+
+impl ServerConfig {
+    /// A registrar with this ID and the defaults: ASAP on SCTP port 3863 over UDP 9899
+    /// (shared with the host's other rserpool processes), announces to 239.0.0.50:3863.
+    pub fn new(id: RegistrarId) -> Self {
+        Self {
+            registrar: RegistrarConfig::new(id),
+            asap_port: crate::wire::ASAP_PORT,
+            transport: TransportConfig::default(),
+            announce_group: Some(announce::DEFAULT_ANNOUNCE_GROUP),
+            announce_interface: None,
+            announce_ttl: 30,
+            seed: None,
+        }
+    }
+}
+
+/// One PE as a [`RegistrarHandle::handlespace`] snapshot lists it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PeSnapshot {
+    /// The pool.
+    pub pool_handle: PoolHandle,
+    /// The PE.
+    pub element: PoolElement,
+}
+
+enum Command {
+    Stats(oneshot::Sender<(RegistrarStats, usize)>),
+    Handlespace(oneshot::Sender<Vec<PeSnapshot>>),
+    Shutdown,
+}
+
+enum Input {
+    Up(AssociationId, Association),
+    Message(AssociationId, u32, Bytes),
+    Down(AssociationId),
+}
+
+/// A running registrar: [`RegistrarServer::start`] gives a [`RegistrarHandle`].
+pub struct RegistrarServer;
+
+/// Controls a running registrar. Dropping it does not stop the registrar; call
+/// [`RegistrarHandle::shutdown`] and await [`RegistrarHandle::stopped`].
+pub struct RegistrarHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    done: tokio::sync::watch::Receiver<bool>,
+    id: RegistrarId,
+    udp: SocketAddr,
+    asap_port: u16,
+    front: bool,
+}
+
+impl RegistrarServer {
+    /// Binds the transport, listens for ASAP and starts serving on the current tokio runtime.
+    pub async fn start(config: ServerConfig) -> io::Result<RegistrarHandle> {
+        config
+            .registrar
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let endpoint = Endpoint::bind(&config.transport).await?;
+        let mut listener = endpoint.listen(config.asap_port).await?;
+        let announce = match (
+            config.announce_group,
+            config.registrar.server_announce_cycle,
+        ) {
+            (Some(group), Some(_)) => {
+                match announce::sender(
+                    group,
+                    config.asap_port,
+                    config.announce_interface,
+                    config.announce_ttl,
+                ) {
+                    Ok(s) => Some((s, group)),
+                    Err(e) => {
+                        warn!(%group, error = %e, "cannot send Server Announces");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let seed = config.seed.unwrap_or_else(rand::random);
+        let core = Registrar::new(config.registrar.clone(), seed, Instant::now());
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (in_tx, in_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+        let udp = endpoint.udp_local_addr();
+        let front = endpoint.sctp().is_front();
+        info!(
+            id = format!("{:#010x}", config.registrar.id.0),
+            %udp,
+            asap_port = config.asap_port,
+            front,
+            "registrar running"
+        );
+        // Accept loop: every association gets an ID and a reader.
+        let accept_tx = in_tx.clone();
+        let acceptor = tokio::spawn(async move {
+            let mut next = 1u64;
+            while let Some(assoc) = listener.accept().await {
+                let id = AssociationId(next);
+                next += 1;
+                if accept_tx.send(Input::Up(id, assoc)).is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let mut driver = Driver {
+                core,
+                assocs: HashMap::new(),
+                inputs: in_tx,
+                announce,
+            };
+            driver.run(in_rx, cmd_rx).await;
+            acceptor.abort();
+            for a in driver.assocs.values() {
+                a.abort();
+            }
+            endpoint.close();
+            let _ = done_tx.send(true);
+        });
+        Ok(RegistrarHandle {
+            commands: cmd_tx,
+            done: done_rx,
+            id: config.registrar.id,
+            udp,
+            asap_port: config.asap_port,
+            front,
+        })
+    }
+}
+
+impl RegistrarHandle {
+    /// The registrar's ID.
+    pub fn id(&self) -> RegistrarId {
+        self.id
+    }
+
+    /// The UDP address the registrar's SCTP runs on.
+    pub fn udp_local_addr(&self) -> SocketAddr {
+        self.udp
+    }
+
+    /// The SCTP port ASAP is served on.
+    pub fn asap_port(&self) -> u16 {
+        self.asap_port
+    }
+
+    /// Whether the registrar holds the host's well-known UDP port.
+    pub fn is_front(&self) -> bool {
+        self.front
+    }
+
+    /// The counters and the number of PEs.
+    pub async fn stats(&self) -> Option<(RegistrarStats, usize)> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Stats(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Every PE in the handlespace.
+    pub async fn handlespace(&self) -> Option<Vec<PeSnapshot>> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Handlespace(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Stops the registrar: associations are aborted, the port released.
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+    }
+
+    /// Waits until the registrar has stopped.
+    pub async fn stopped(&mut self) {
+        while !*self.done.borrow() {
+            if self.done.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+struct Driver {
+    core: Registrar,
+    assocs: HashMap<AssociationId, std::sync::Arc<Association>>,
+    inputs: mpsc::UnboundedSender<Input>,
+    announce: Option<(tokio::net::UdpSocket, SocketAddr)>,
+}
+
+impl Driver {
+    async fn run(
+        &mut self,
+        mut inputs: mpsc::UnboundedReceiver<Input>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        loop {
+            self.flush().await;
+            let deadline = self.core.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(i) => self.input(i),
+                    None => return,
+                },
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Stats(tx)) => {
+                        let _ = tx.send((self.core.stats(), self.core.handlespace().len()));
+                    }
+                    Some(Command::Handlespace(tx)) => {
+                        let v = self
+                            .core
+                            .handlespace()
+                            .iter()
+                            .map(|e| PeSnapshot {
+                                pool_handle: e.pool_handle().clone(),
+                                element: e.element().clone(),
+                            })
+                            .collect();
+                        let _ = tx.send(v);
+                    }
+                    Some(Command::Shutdown) | None => {
+                        info!("registrar shutting down");
+                        return;
+                    }
+                },
+                () = sleep => self.core.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Up(id, assoc) => {
+                let peer = assoc.peer();
+                let Some(peer) = peer else {
+                    return;
+                };
+                debug!(association = id.0, ?peer, "ASAP association");
+                self.core.association_up(
+                    now,
+                    id,
+                    PeerInfo {
+                        addresses: peer.addresses,
+                        port: peer.port,
+                        rtt: peer.rtt,
+                    },
+                );
+                let assoc = std::sync::Arc::new(assoc);
+                self.assocs.insert(id, assoc.clone());
+                let tx = self.inputs.clone();
+                tokio::spawn(async move {
+                    loop {
+                        match assoc.recv().await {
+                            Ok((ppid, data)) => {
+                                if tx.send(Input::Message(id, ppid, data)).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(_) => {
+                                let _ = tx.send(Input::Down(id));
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+            Input::Message(id, ppid, data) => {
+                if ppid != PPID_ASAP {
+                    // As RSPLIB: a peer speaking something else on the ASAP port is cut off.
+                    warn!(
+                        association = id.0,
+                        ppid, "non-ASAP PPID on the ASAP port: abort"
+                    );
+                    if let Some(a) = self.assocs.remove(&id) {
+                        a.abort();
+                    }
+                    self.core.association_down(now, id);
+                    return;
+                }
+                self.core.handle_message(now, id, &data);
+            }
+            Input::Down(id) => {
+                if self.assocs.remove(&id).is_some() {
+                    self.core.association_down(now, id);
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                Output::Send {
+                    association,
+                    message,
+                } => {
+                    let Some(a) = self.assocs.get(&association) else {
+                        continue;
+                    };
+                    if !a.try_send(PPID_ASAP, message) {
+                        // A peer that does not read its ASAP messages (or is gone).
+                        warn!(
+                            association = association.0,
+                            "cannot send (buffer full): abort"
+                        );
+                        a.abort();
+                        self.assocs.remove(&association);
+                        self.core.association_down(Instant::now(), association);
+                    }
+                }
+                Output::Abort { association } => {
+                    if let Some(a) = self.assocs.remove(&association) {
+                        a.abort();
+                    }
+                }
+                Output::Announce { message } => {
+                    if let Some((s, group)) = &self.announce {
+                        if let Err(e) = s.send_to(&message, *group).await {
+                            debug!(%group, error = %e, "announce not sent");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

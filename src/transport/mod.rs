@@ -1,0 +1,262 @@
+//! The transport seam: associations that carry messages with a PPID, whatever protocol is
+//! underneath. Today that is rserpool's own SCTP over UDP (RFC 6951); kernel SCTP and the TCP
+//! mapping will be further variants of [`Endpoint`] and [`Association`]. Above this module
+//! nothing knows which transport carries an association.
+//!
+//! # Sharing the host's encapsulation port
+//!
+//! RFC 6951 has one well-known UDP port per host (9899), and kernel SCTP peers (Linux,
+//! RSPLIB on Linux) send the first packet of every association to it, whatever the SCTP port.
+//! Several rserpool processes share a host, so by default an [`Endpoint`] binds in *host port
+//! sharing* mode ([`rserpool_sctp::mux`]): the first process to start holds UDP 9899 (the
+//! registrar, when one runs on the host) and forwards datagrams for the SCTP ports of the
+//! others to them over loopback; every other process sends from its own ephemeral UDP port,
+//! which peers (Linux since 5.11, rserpool) learn from the first packet they receive. A pool
+//! user thus reaches any PE at `PE address : 9899` and the PE's SCTP port, as the PE
+//! registered it, and the conversation continues directly with the PE's own UDP port.
+
+pub mod announce;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rserpool_sctp::{AssociationConfig, EndpointConfig, SctpEndpoint};
+
+pub use rserpool_sctp::Closed;
+
+/// RFC 6951's well-known UDP encapsulation port.
+pub const SCTP_UDP_PORT: u16 = crate::wire::SCTP_UDP_PORT;
+
+/// How an [`Endpoint`] is set up.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// The local address to bind (the wildcard by default).
+    pub local: IpAddr,
+    /// The UDP encapsulation port: the host's well-known port when sharing (9899), else the
+    /// port to bind (0: any).
+    pub udp_port: u16,
+    /// Share the well-known port with the other rserpool processes of the host (see the
+    /// [module documentation](self)). Without sharing, the endpoint binds `udp_port` alone.
+    pub share_host: bool,
+    /// The UDP port peers are assumed to listen on until one is heard from (9899).
+    pub remote_udp_port: u16,
+    /// SCTP parameters of new associations.
+    pub association: AssociationConfig,
+    /// Most associations at once.
+    pub max_associations: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            udp_port: SCTP_UDP_PORT,
+            share_host: true,
+            remote_udp_port: SCTP_UDP_PORT,
+            association: default_association_config(),
+            max_associations: 65536,
+        }
+    }
+}
+
+/// The SCTP parameters rserpool uses by default for ASAP: RFC 9260's, except for faster
+/// failure detection (RTO 200 ms – 3 s, heartbeat every second, 5 retransmissions), so a
+/// registrar notices a dead PE, and a PE a dead registrar, within seconds.
+pub fn default_association_config() -> AssociationConfig {
+    AssociationConfig {
+        rto_initial: Duration::from_millis(500),
+        rto_min: Duration::from_millis(200),
+        rto_max: Duration::from_secs(3),
+        max_retrans: 5,
+        path_max_retrans: 3,
+        heartbeat_interval: Some(Duration::from_secs(1)),
+        sack_delay: Duration::from_millis(100),
+        ..AssociationConfig::default()
+    }
+}
+
+/// A local endpoint: accepts and opens associations.
+#[derive(Clone)]
+pub struct Endpoint {
+    sctp: SctpEndpoint,
+    remote_udp_port: u16,
+}
+
+impl Endpoint {
+    /// Binds the endpoint.
+    pub async fn bind(config: &TransportConfig) -> io::Result<Self> {
+        let ep_config = EndpointConfig {
+            max_associations: config.max_associations,
+            default_remote_udp_port: config.remote_udp_port,
+            association: config.association.clone(),
+            ..EndpointConfig::default()
+        };
+        let addr = SocketAddr::new(config.local, config.udp_port);
+        let sctp = if config.share_host {
+            SctpEndpoint::bind_shared(addr, ep_config).await?
+        } else {
+            SctpEndpoint::bind(addr, ep_config).await?
+        };
+        Ok(Self {
+            sctp,
+            remote_udp_port: config.remote_udp_port,
+        })
+    }
+
+    /// The SCTP endpoint underneath (for applications that serve their own SCTP ports on it).
+    pub fn sctp(&self) -> &SctpEndpoint {
+        &self.sctp
+    }
+
+    /// The UDP address this endpoint sends from.
+    pub fn udp_local_addr(&self) -> SocketAddr {
+        self.sctp.local_addr()
+    }
+
+    /// Accepts associations on an SCTP port.
+    pub async fn listen(&self, port: u16) -> io::Result<Listener> {
+        let l = self.sctp.listen(port).await.map_err(|e| {
+            let kind = match e {
+                rserpool_sctp::ListenError::InUse { .. }
+                | rserpool_sctp::ListenError::AlreadyListening(_) => io::ErrorKind::AddrInUse,
+                rserpool_sctp::ListenError::InvalidPort => io::ErrorKind::InvalidInput,
+                _ => io::ErrorKind::Other,
+            };
+            io::Error::new(kind, e)
+        })?;
+        Ok(Listener(l))
+    }
+
+    /// Opens an association to `remote` (the peer's addresses with its SCTP port), from
+    /// `local_port` (0: any).
+    pub async fn connect(&self, remote: &[SocketAddr], local_port: u16) -> io::Result<Association> {
+        self.connect_with(remote, local_port, None).await
+    }
+
+    /// As [`Endpoint::connect`], with SCTP parameters of its own (e.g. faster failure
+    /// detection for a pool user's session with a PE).
+    pub async fn connect_with(
+        &self,
+        remote: &[SocketAddr],
+        local_port: u16,
+        config: Option<AssociationConfig>,
+    ) -> io::Result<Association> {
+        let Some(first) = remote.first() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no address"));
+        };
+        let port = first.port();
+        let peers: Vec<SocketAddr> = remote
+            .iter()
+            .map(|a| SocketAddr::new(a.ip(), self.remote_udp_port))
+            .collect();
+        self.sctp
+            .connect_with(&peers, port, local_port, config)
+            .await
+            .map(Association)
+            .map_err(|e| io::Error::new(io::ErrorKind::ConnectionRefused, e))
+    }
+
+    /// Stops the endpoint: every association is aborted.
+    pub fn close(&self) {
+        self.sctp.close();
+    }
+}
+
+/// Accepts associations on one SCTP port.
+pub struct Listener(rserpool_sctp::Listener);
+
+impl Listener {
+    /// The next association; `None` once the endpoint is closed.
+    pub async fn accept(&mut self) -> Option<Association> {
+        self.0.accept().await.map(Association)
+    }
+
+    /// The SCTP port.
+    pub fn port(&self) -> u16 {
+        self.0.port()
+    }
+}
+
+/// What is known of the far end of an association.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Peer {
+    /// Its addresses.
+    pub addresses: Vec<IpAddr>,
+    /// Its SCTP port.
+    pub port: u16,
+    /// Our SCTP port.
+    pub local_port: u16,
+    /// The smoothed round-trip time of the primary path, once measured.
+    pub rtt: Option<Duration>,
+}
+
+/// An association: messages with a PPID, both ways.
+pub struct Association(rserpool_sctp::Association);
+
+impl Association {
+    /// Sends a message; waits while the send buffer is full.
+    pub async fn send(&self, ppid: u32, data: Bytes) -> Result<(), Closed> {
+        self.0
+            .send(0, ppid, data)
+            .await
+            .map_err(|_| Closed::EndpointClosed)
+    }
+
+    /// Queues a message without waiting; `false` if the association is gone or its send
+    /// buffer is full.
+    pub fn try_send(&self, ppid: u32, data: Bytes) -> bool {
+        self.0.try_send(0, ppid, false, data).is_ok()
+    }
+
+    /// The next message (PPID, data), or why the association ended.
+    pub async fn recv(&self) -> Result<(u32, Bytes), Closed> {
+        self.0.recv().await.map(|m| (m.ppid, m.data))
+    }
+
+    /// The peer, as far as known.
+    pub fn peer(&self) -> Option<Peer> {
+        let info = self.0.info()?;
+        let mut addresses: Vec<IpAddr> = Vec::new();
+        for p in &info.paths {
+            let ip = p.address.ip().to_canonical();
+            if !addresses.contains(&ip) {
+                addresses.push(ip);
+            }
+        }
+        Some(Peer {
+            addresses,
+            port: info.peer_port,
+            local_port: info.local_port,
+            rtt: info.paths.iter().find(|p| p.primary).and_then(|p| p.srtt),
+        })
+    }
+
+    /// Starts a graceful shutdown.
+    pub fn shutdown(&self) {
+        self.0.shutdown();
+    }
+
+    /// Aborts the association.
+    pub fn abort(&self) {
+        self.0.abort();
+    }
+
+    /// Waits until the association has ended.
+    pub async fn closed(&self) -> Closed {
+        self.0.closed_reason().await
+    }
+}
+
+/// The local address this host uses to reach `remote` (no packet is sent: a connected UDP
+/// socket only picks the route). Used to fill a PE's user transport.
+pub fn local_address_towards(remote: IpAddr) -> io::Result<IpAddr> {
+    let bind: SocketAddr = match remote {
+        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let s = std::net::UdpSocket::bind(bind)?;
+    s.connect((remote, 9))?;
+    Ok(s.local_addr()?.ip())
+}
