@@ -1,0 +1,135 @@
+//! `rserpool resolve`: asks a registrar for the PEs of a pool.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use rserpool::asap::ClientError;
+use rserpool::wire::{PoolElement, PoolHandle, Transport, TransportUse};
+
+use super::common::{self, AsapArgs};
+
+/// Resolve a pool handle to pool elements.
+#[derive(Args, Debug)]
+pub struct ResolveArgs {
+    /// The pool handle.
+    #[arg(value_parser = common::parse_pool)]
+    pool: PoolHandle,
+    /// How many PEs to ask for: a number or `all` (default: the registrar's choice).
+    #[arg(long, value_name = "N|all")]
+    items: Option<String>,
+    /// One JSON object per PE.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    asap: AsapArgs,
+}
+
+fn transport_text(t: &Transport) -> String {
+    let (name, port) = match t {
+        Transport::Sctp(s) => ("sctp", s.port),
+        Transport::Tcp { port, .. } => ("tcp", *port),
+        Transport::Udp { port, .. } => ("udp", *port),
+        Transport::UdpLite { port, .. } => ("udplite", *port),
+        Transport::Dccp { port, .. } => ("dccp", *port),
+        Transport::Opaque(_) => return "opaque".into(),
+    };
+    let addrs: Vec<String> = t
+        .addresses()
+        .iter()
+        .map(|a| match a {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+            a => format!("{a}:{port}"),
+        })
+        .collect();
+    let usage = match t.transport_use() {
+        TransportUse::DataOnly => "data",
+        TransportUse::DataPlusControl => "data+control",
+    };
+    format!("{name} {} ({usage})", addrs.join(","))
+}
+
+fn policy_text(pe: &PoolElement) -> String {
+    let p = &pe.policy;
+    let name = p
+        .policy_type()
+        .name()
+        .map_or_else(|| format!("{:#010x}", p.policy_type().0), str::to_string);
+    let vals: Vec<String> = p
+        .value_names()
+        .iter()
+        .zip(p.values().as_slice())
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    if vals.is_empty() {
+        name
+    } else {
+        format!("{name}({})", vals.join(","))
+    }
+}
+
+pub fn run(args: ResolveArgs) -> ExitCode {
+    args.asap.init_logging();
+    let items = match args.items.as_deref() {
+        None => None,
+        Some("all") => Some(u32::MAX),
+        Some(n) => match n.parse::<u32>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                eprintln!("rserpool resolve: --items {n:?}: a positive number or all");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let rt = match common::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rserpool resolve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let client = match args.asap.start().await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("rserpool resolve: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let r = client.resolve(&args.pool, items).await;
+        client.stop();
+        match r {
+            Ok(pes) => {
+                for pe in &pes {
+                    if args.json {
+                        println!(
+                            "{{\"pool\":{:?},\"id\":{},\"home\":{},\"transport\":{:?},\"policy\":{:?},\"life\":{}}}",
+                            args.pool.to_string().trim_matches('"'),
+                            pe.id.0,
+                            pe.home_registrar.0,
+                            transport_text(&pe.user_transport),
+                            policy_text(pe),
+                            pe.registration_life
+                        );
+                    } else {
+                        println!(
+                            "{:#010x}  {}  {}  home {:#010x}",
+                            pe.id.0,
+                            transport_text(&pe.user_transport),
+                            policy_text(pe),
+                            pe.home_registrar.0
+                        );
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(ClientError::UnknownPoolHandle) => {
+                eprintln!("rserpool resolve: unknown pool handle {}", args.pool);
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("rserpool resolve: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
