@@ -195,33 +195,41 @@ impl Client {
             .asap
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let mut listener = match options.asap_port {
-            Some(p) => endpoint.listen(p).await?,
+        // The ASAP port is listened on so that a registrar taking over can reach the client.
+        // When the host's shared UDP port has no front (it is held by a program that does not
+        // share it), the client still works for what it starts itself: a pool user.
+        let (listener, asap_port) = match options.asap_port {
+            Some(p) => (Some(endpoint.listen(p).await?), p),
             None => {
                 let mut tries = 0;
                 loop {
                     let p = rand::random_range(49152..=65535u16);
                     match endpoint.listen(p).await {
-                        Ok(l) => break l,
+                        Ok(l) => break (Some(l), p),
                         Err(e) if e.kind() == io::ErrorKind::AddrInUse && tries < 64 => tries += 1,
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                            warn!(error = %e, "registrars cannot call this client back");
+                            break (None, 0);
+                        }
                         Err(e) => return Err(e),
                     }
                 }
             }
         };
-        let asap_port = listener.port();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (home_tx, home_rx) = watch::channel(HomeState::default());
         let mut tasks = Vec::new();
         let tx = in_tx.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some(a) = listener.accept().await {
-                if tx.send(Input::Incoming(a)).is_err() {
-                    return;
+        if let Some(mut listener) = listener {
+            tasks.push(tokio::spawn(async move {
+                while let Some(a) = listener.accept().await {
+                    if tx.send(Input::Incoming(a)).is_err() {
+                        return;
+                    }
                 }
-            }
-        }));
+            }));
+        }
         if let Some(group) = options.announce_group {
             match announce::listener(group, options.announce_interface) {
                 Ok(sock) => {
@@ -280,7 +288,9 @@ impl Client {
         &self.inner.endpoint
     }
 
-    /// The local SCTP port of the associations to registrars.
+    /// The local SCTP port of the associations to registrars, also listened on; 0 when the
+    /// client could not listen (the host's shared UDP port has no front) and each association
+    /// takes an ephemeral port.
     pub fn asap_port(&self) -> u16 {
         self.inner.asap_port
     }

@@ -541,10 +541,19 @@ impl SctpEndpoint {
     ) -> Result<Association, ConnectFailed> {
         let sharing = self.shared.lock().share.is_some();
         let claimed = if sharing && local_port != 0 {
-            self.claim(local_port).await.map_err(|e| match e {
-                ListenError::EndpointClosed => ConnectFailed::EndpointClosed,
-                e => ConnectFailed::LocalPort(e),
-            })?;
+            match self.claim(local_port).await {
+                Ok(_) => {}
+                // Without a front the association still works from this endpoint's own UDP
+                // port; only packets a peer sends to the well-known port miss it.
+                Err(ListenError::NoFront(_)) => {
+                    tracing::warn!(
+                        local_port,
+                        "no front: associating without registering the port"
+                    );
+                }
+                Err(ListenError::EndpointClosed) => return Err(ConnectFailed::EndpointClosed),
+                Err(e) => return Err(ConnectFailed::LocalPort(e)),
+            }
             Some(local_port)
         } else {
             None

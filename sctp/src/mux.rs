@@ -224,7 +224,9 @@ pub enum ListenError {
         holder: Holder,
     },
     /// No front answered (the well-known port is held by a program that does not share it).
-    #[error("no front answered on UDP port {0} (held by a program that does not share it?)")]
+    #[error(
+        "no front answered on UDP port {0} (held by a program that does not share it, or by one bound to another address?)"
+    )]
     NoFront(u16),
     /// The endpoint's driver stopped.
     #[error("endpoint closed")]

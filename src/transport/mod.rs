@@ -115,13 +115,17 @@ impl Endpoint {
         self.sctp.local_addr()
     }
 
-    /// Accepts associations on an SCTP port.
+    /// Accepts associations on an SCTP port. Fails with [`io::ErrorKind::AddrInUse`] when
+    /// another process of the host serves the port, and with [`io::ErrorKind::NotConnected`]
+    /// when the endpoint shares the host's port but no process fronts it (the port is held by
+    /// a program that does not share it, or by one bound to another address).
     pub async fn listen(&self, port: u16) -> io::Result<Listener> {
         let l = self.sctp.listen(port).await.map_err(|e| {
             let kind = match e {
                 rserpool_sctp::ListenError::InUse { .. }
                 | rserpool_sctp::ListenError::AlreadyListening(_) => io::ErrorKind::AddrInUse,
                 rserpool_sctp::ListenError::InvalidPort => io::ErrorKind::InvalidInput,
+                rserpool_sctp::ListenError::NoFront(_) => io::ErrorKind::NotConnected,
                 _ => io::ErrorKind::Other,
             };
             io::Error::new(kind, e)
