@@ -13,7 +13,9 @@ use tracing::{debug, info, warn};
 use super::{Output, PeerInfo, Registrar, RegistrarConfig, RegistrarStats};
 use crate::handlespace::AssociationId;
 use crate::transport::{Association, Endpoint, TransportConfig, announce};
-use crate::wire::{PPID_ASAP, PoolElement, PoolHandle, RegistrarId};
+use crate::wire::{
+    PPID_ASAP, PoolElement, PoolHandle, RegistrarId, SctpTransport, Transport, TransportUse,
+};
 
 /// Where and how a [`RegistrarServer`] runs.
 #[derive(Clone, Debug)]
@@ -85,6 +87,26 @@ pub struct RegistrarHandle {
     front: bool,
 }
 
+/// What a Server Announce says about where ASAP is served, unless configured: the bound
+/// address and the ASAP port. A registrar bound to the wildcard on port 3863 sends none, so
+/// that pool elements and users take the announce's source address (RFC 5352 §3.6); on another
+/// port it sends the port with the interface the announces leave on (or the unspecified
+/// address, which rserpool clients read as the source address).
+fn announce_transports(config: &ServerConfig) -> Vec<Transport> {
+    let address = if !config.transport.local.is_unspecified() {
+        config.transport.local
+    } else if config.asap_port == crate::wire::ASAP_PORT {
+        return Vec::new();
+    } else {
+        config.announce_interface.unwrap_or(config.transport.local)
+    };
+    vec![Transport::Sctp(SctpTransport {
+        port: config.asap_port,
+        transport_use: TransportUse::DataPlusControl,
+        addresses: vec![address],
+    })]
+}
+
 impl RegistrarServer {
     /// Binds the transport, listens for ASAP and starts serving on the current tokio runtime.
     pub async fn start(config: ServerConfig) -> io::Result<RegistrarHandle> {
@@ -114,8 +136,12 @@ impl RegistrarServer {
             }
             _ => None,
         };
+        let mut core_config = config.registrar.clone();
+        if core_config.announce_transports.is_empty() {
+            core_config.announce_transports = announce_transports(&config);
+        }
         let seed = config.seed.unwrap_or_else(rand::random);
-        let core = Registrar::new(config.registrar.clone(), seed, Instant::now());
+        let core = Registrar::new(core_config, seed, Instant::now());
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = tokio::sync::watch::channel(false);
