@@ -1,5 +1,5 @@
 //! The application API of the ASAP client: register pool elements, resolve pool handles,
-//! report unreachable PEs. A [`Client`] runs the [`AsapClient`](crate::asap::AsapClient) core
+//! report unreachable PEs. A [`Client`] runs the [`AsapClient`] core
 //! on a tokio task with the transport and the announce listener.
 //!
 //! # A pool element

@@ -2,6 +2,8 @@
 //! and pool users over SCTP (rserpool's own, carried over UDP per RFC 6951), announces itself
 //! by multicast, and keeps pool elements alive with keep-alives. Every option can also be set
 //! in a TOML file (`--config`), with the same names; the command line wins.
+// Option docs are clap help texts, where `ADDR[:PORT]` is plain text, not a doc link.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! The registrar's tokio driver: owns the transport endpoint, the ASAP listener, the announce
-//! socket and the timers, and feeds the sans-IO [`Registrar`](super::Registrar).
+//! socket and the timers, and feeds the sans-IO [`Registrar`].
 
 use std::collections::HashMap;
 use std::io;
