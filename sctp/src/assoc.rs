@@ -1480,7 +1480,11 @@ impl Association {
     fn send_heartbeat(&mut self, now: Instant, i: usize) {
         let nonce = self.jitter.next();
         let p = &mut self.paths[i];
-        if p.hb_pending.is_some() {
+        if let Some((_, _, expires)) = p.hb_pending {
+            // One heartbeat at a time per path: the next one is due an interval after this
+            // one times out (a due time before that would never be served, and the timer
+            // would fire again and again at the same instant).
+            self.schedule_heartbeat(i, expires);
             return;
         }
         p.hb_pending = Some((nonce, now, now + p.rto));

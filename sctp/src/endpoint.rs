@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
@@ -774,16 +774,32 @@ impl Endpoint {
 
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(t, id)) = self.timers.first() {
-            if t > now {
-                break;
+        // Each association runs once per call: one that would still be due after running
+        // (a bug) is deferred by a millisecond instead of spinning here forever.
+        let due: Vec<AssocId> = self
+            .timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|&(_, id)| id)
+            .collect();
+        for id in due {
+            let Some(slot) = self.slots.get_mut(&id) else {
+                continue;
+            };
+            if let Some(d) = slot.deadline.take() {
+                self.timers.remove(&(d, id));
             }
-            self.timers.remove(&(t, id));
-            if let Some(slot) = self.slots.get_mut(&id) {
-                slot.deadline = None;
-                slot.assoc.handle_timeout(now);
-            }
+            slot.assoc.handle_timeout(now);
             self.update(id);
+            if let Some(slot) = self.slots.get_mut(&id) {
+                if let Some(d) = slot.deadline.filter(|&d| d <= now) {
+                    tracing::error!(?id, "an SCTP timer is still due after running: deferred");
+                    self.timers.remove(&(d, id));
+                    let later = now + Duration::from_millis(1);
+                    self.timers.insert((later, id));
+                    slot.deadline = Some(later);
+                }
+            }
         }
     }
 
