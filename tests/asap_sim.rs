@@ -984,3 +984,35 @@ fn a_keep_alive_with_the_h_flag_moves_the_home_registrar() {
     c.handle_message(t, takeover, &other.to_bytes().unwrap());
     assert_eq!(c.poll_output(), None);
 }
+
+#[test]
+fn keep_alives_stay_linear_in_the_pes_of_one_process() {
+    // One PE process with 20 PEs of one pool on one association. RFC keep-alives carry no PE
+    // Identifier, so the process acknowledges each for all its 20 PEs; the registrar must not
+    // also send each PE a keep-alive of its own (20 × 20 Acks per interval).
+    let mut sim = Sim::new();
+    let pr = sim.add_registrar(fast_keep_alive(1), 1);
+    let pe = new_pe_client(&mut sim, &[pr], 1);
+    for i in 0..20 {
+        register(
+            &mut sim,
+            pe,
+            spec("P", 1000 + i, Policy::RoundRobin, 600 * SEC),
+        );
+    }
+    let before = sim.prs[pr].core.stats();
+    sim.run_for(60 * SEC);
+    let st = sim.prs[pr].core.stats();
+    let (sent, acks) = (
+        st.keep_alives_sent - before.keep_alives_sent,
+        st.keep_alive_acks - before.keep_alive_acks,
+    );
+    // Interval 1 s ± 50 %: after each round all 20 timers restart, and the earliest of 20
+    // fires after about 0.55 s: some 110 keep-alives, where one per PE and interval would be
+    // about 1200 (and 24 000 Acks).
+    assert!(sent <= 240, "{sent} keep-alives in 60 s");
+    assert!(acks <= 20 * sent, "{acks} acks for {sent} keep-alives");
+    assert!(sent >= 40, "keep-alives still flow: {sent}");
+    assert_eq!(st.keep_alive_timeouts, 0);
+    assert_eq!(sim.prs[pr].core.handlespace().len(), 20);
+}

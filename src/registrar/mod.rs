@@ -479,7 +479,7 @@ impl Registrar {
                 }
                 if reg.is_new() {
                     self.stats.registrations += 1;
-                    info!(?association, pool = %pool_handle, pe = id.0, "PE registered");
+                    debug!(?association, pool = %pool_handle, pe = id.0, "PE registered");
                 } else {
                     self.stats.reregistrations += 1;
                     debug!(?association, pool = %pool_handle, pe = id.0, "PE re-registered");
@@ -669,10 +669,13 @@ impl Registrar {
             );
         }
         self.stats.keep_alive_acks += 1;
-        if entry
-            .deadline()
-            .is_some_and(|(_, t)| t == PeTimer::KeepAliveTimeout)
-        {
+        // Any Ack shows the PE alive, also one nobody asked for: a keep-alive without a PE
+        // Identifier (the RFC form) is acknowledged for every PE of the pool on the
+        // association, and postponing the others' keep-alives keeps a process with K PEs at
+        // one keep-alive per interval (K Acks) instead of K (K² Acks).
+        if entry.deadline().is_some_and(|(_, t)| {
+            t == PeTimer::KeepAliveTimeout || t == PeTimer::KeepAliveTransmission
+        }) {
             self.schedule_keep_alive(now, pe);
         }
     }
@@ -720,7 +723,7 @@ impl Registrar {
                 );
             }
             self.remove(pe, RemovalReason::Deregistered);
-            info!(?association, pool = %pool_handle, pe = pe_id.0, "PE deregistered");
+            debug!(?association, pool = %pool_handle, pe = pe_id.0, "PE deregistered");
         }
         self.stats.deregistrations += 1;
         self.send(
