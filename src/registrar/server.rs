@@ -1,5 +1,59 @@
 //! The registrar's tokio driver: owns the transport endpoint, the ASAP listener, the announce
 //! socket and the timers, and feeds the sans-IO [`Registrar`].
+//!
+//! # Example: a registrar and a pool element in one process
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use rserpool::asap::PoolElementSpec;
+//! use rserpool::transport::TransportConfig;
+//! use rserpool::wire::{Policy, PoolHandle, RegistrarId, SctpTransport, Transport, TransportUse};
+//! use rserpool::{Client, ClientOptions, RegistrarServer, ServerConfig};
+//!
+//! // A private UDP port on 127.0.0.1 (no host port sharing), no multicast announces.
+//! let transport = TransportConfig {
+//!     local: "127.0.0.1".parse()?,
+//!     udp_port: 0,
+//!     share_host: false,
+//!     ..TransportConfig::default()
+//! };
+//! let mut config = ServerConfig::new(RegistrarId(0x5eed));
+//! config.transport = transport.clone();
+//! config.announce_group = None;
+//! let registrar = RegistrarServer::start(config).await?;
+//!
+//! let mut options = ClientOptions::default();
+//! options.transport = TransportConfig {
+//!     remote_udp_port: registrar.udp_local_addr().port(),
+//!     ..transport
+//! };
+//! options.announce_group = None;
+//! options.asap.registrars.push("127.0.0.1:3863".parse()?);
+//! let client = Client::start(options).await?;
+//! let pool = PoolHandle::try_from("EchoPool")?;
+//! let pe = client
+//!     .register(PoolElementSpec {
+//!         pool_handle: pool.clone(),
+//!         pe_id: None,
+//!         user_transport: Transport::Sctp(SctpTransport {
+//!             port: 7,
+//!             transport_use: TransportUse::DataOnly,
+//!             addresses: vec![],
+//!         }),
+//!         policy: Policy::RoundRobin,
+//!         reregistration_interval: Duration::from_secs(30),
+//!     })
+//!     .await?;
+//! let snapshot = registrar.handlespace().await.unwrap_or_default();
+//! assert_eq!(snapshot.len(), 1);
+//! assert_eq!(snapshot[0].element.id, pe);
+//! client.stop();
+//! registrar.shutdown();
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::io;
