@@ -33,6 +33,8 @@ cleanup() {
   ip netns del "$ns" 2>/dev/null || true
 }
 trap cleanup EXIT
+# Background programs are started with `ip netns exec` itself (not through a function), so
+# that $! is their PID (ip execs them) and the cleanup reaches them.
 in_ns() { ip netns exec "$ns" "$@"; }
 wait_for() {
   for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1
@@ -46,15 +48,15 @@ ip -n "$ns" link set v1 up
 ip -n "$ns" addr add 198.18.7.1/24 dev v0
 ip -n "$ns" route add 224.0.0.0/4 dev v0
 
-in_ns dumpcap -q -i any -w "$out/announce.pcapng" > "$out/dumpcap.log" 2>&1 &
+ip netns exec "$ns" dumpcap -q -i any -w "$out/announce.pcapng" > "$out/dumpcap.log" 2>&1 &
 pids+=($!)
 wait_for "$out/dumpcap.log" 'Capturing on' || { cat "$out/dumpcap.log"; bad "no capture"; }
 
-in_ns "$reg" > "$out/registrar.out" 2> "$out/registrar.err" &
+ip netns exec "$ns" "$reg" > "$out/registrar.out" 2> "$out/registrar.err" &
 pids+=($!)
 wait_for "$out/registrar.out" ready || bad "registrar not ready (see $out/registrar.err)"
 id=$(sed -n 's/.* id=\(0x[0-9a-f]*\).*/\1/p' "$out/registrar.out")
-in_ns "$rsp" pe > "$out/pe.out" 2> "$out/pe.err" &
+ip netns exec "$ns" "$rsp" pe > "$out/pe.out" 2> "$out/pe.err" &
 pids+=($!)
 if wait_for "$out/pe.out" ready; then
   pass "an echo PE without --registrar registered: $(cat "$out/pe.out")"
@@ -72,6 +74,9 @@ grep -q "hello by announce" "$out/terminal.out" \
   && pass "rserpool terminal reached the PE through the announced registrar" \
   || bad "no echo (see $out/terminal.err)"
 sleep 1.5  # one more announce cycle in the capture
+# Stop the registrar and the PE, then the capture (so that it is complete).
+kill -TERM "${pids[1]}" "${pids[2]}" 2>/dev/null || true
+wait "${pids[1]}" "${pids[2]}" 2>/dev/null || true
 kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 
 ports=$(sed -n 's/.*udp=[^ ]*:\([0-9]*\).*/\1/p' "$out/pe.out")
