@@ -2,85 +2,19 @@
 //! phase gets work done, nothing fails, and the registrar's handlespace is empty afterwards.
 //! No timing is asserted (figures come from `scripts/bench-asap`).
 
-use std::io::Read;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The `rserpool` tool, built once into this test's target directory (it belongs to the main
-/// package).
-fn rserpool_bin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let registrar = PathBuf::from(env!("CARGO_BIN_EXE_rserpool-registrar"));
-            let dir = registrar.parent().unwrap().to_path_buf();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-            let mut cmd = Command::new(cargo);
-            cmd.current_dir(&root)
-                .args(["build", "-q", "-p", "rserpool", "--bin", "rserpool"]);
-            cmd.env("CARGO_TARGET_DIR", dir.parent().unwrap());
-            if dir.ends_with("release") {
-                cmd.arg("--release");
-            }
-            let st = cmd.status().expect("cargo runs");
-            assert!(st.success(), "building the rserpool tool failed");
-            dir.join("rserpool")
-        })
-        .clone()
-}
+use common::{Proc, rserpool_bin};
 
-/// Kills the child when dropped (a failed assertion leaves nothing behind).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs a command to its end, within `limit`; kills it past that.
-fn run(program: &PathBuf, args: &[&str], limit: Duration) -> Output {
-    let mut child = Killed(
-        Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn"),
-    );
-    let mut out = child.0.stdout.take().unwrap();
-    let mut err = child.0.stderr.take().unwrap();
-    let o = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let e = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let end = Instant::now() + limit;
-    let status = loop {
-        if let Some(st) = child.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            Instant::now() < end,
-            "{program:?} {args:?} ran over {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: o.join().unwrap(),
-        stderr: e.join().unwrap(),
-    }
+/// Runs the `rserpool` tool to its end (within `limit`): its exit code, stdout and stderr.
+fn run(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let mut p = Proc::spawn(&args[0], &rserpool_bin(), &args, false);
+    let (status, out) = p.finish(limit);
+    (status.code(), out.join("\n"), p.stderr())
 }
 
 /// The number after `"key":` in the JSON object that follows `"op":{` (or at the top level
@@ -110,48 +44,21 @@ fn number(json: &str, op: &str, key: &str) -> f64 {
 #[test]
 fn the_load_generator_loads_our_registrar_and_leaves_its_handlespace_empty() {
     let udp = "30421";
-    let tool = rserpool_bin();
-    let mut registrar = Killed(
-        Command::new(env!("CARGO_BIN_EXE_rserpool-registrar"))
-            .args([
-                "--asap",
-                "127.0.0.1:3863",
-                "--udp-port",
-                udp,
-                "--announce",
-                "off",
-            ])
-            .env("RUST_LOG", "warn,rserpool_registrar=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("registrar starts"),
+    let mut registrar = Proc::spawn(
+        "registrar",
+        &PathBuf::from(env!("CARGO_BIN_EXE_rserpool-registrar")),
+        &[
+            "--asap",
+            "127.0.0.1:3863",
+            "--udp-port",
+            udp,
+            "--announce",
+            "off",
+        ]
+        .map(String::from),
+        false,
     );
-    // Wait (bounded) for its ready line.
-    let mut stdout = registrar.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        let mut text = String::new();
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            text.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if text.contains("rserpool-registrar ready") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("the registrar is ready within 20 s");
-    let mut stderr = registrar.0.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut v = String::new();
-        let _ = stderr.read_to_string(&mut v);
-        v
-    });
+    registrar.expect_out("rserpool-registrar ready", Duration::from_secs(20));
 
     let common = [
         "--registrar",
@@ -178,10 +85,9 @@ fn the_load_generator_loads_our_registrar_and_leaves_its_handlespace_empty() {
         "--json",
     ];
     args.extend(common);
-    let out = run(&tool, &args, Duration::from_secs(90));
-    let json = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "loadgen failed: {err}\n{json}");
+    let (code, json, err) = run(&args, Duration::from_secs(90));
+    let json = json.trim().to_string();
+    assert_eq!(code, Some(0), "loadgen failed: {err}\n{json}");
     assert!(json.starts_with('{') && json.ends_with('}'), "{json}");
     for op in [
         "registration",
@@ -208,22 +114,11 @@ fn the_load_generator_loads_our_registrar_and_leaves_its_handlespace_empty() {
     // An independent pool user finds the pool gone.
     let mut args = vec!["resolve", "LoadPool", "--t1", "3000"];
     args.extend(common);
-    let out = run(&tool, &args, Duration::from_secs(30));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "resolve: {err}");
+    let (code, _, err) = run(&args, Duration::from_secs(30));
+    assert_eq!(code, Some(1), "resolve: {err}");
     assert!(err.contains("unknown pool handle"), "{err}");
 
     // And the registrar counts no PE at its end.
-    let pid = registrar.0.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let end = Instant::now() + Duration::from_secs(10);
-    while registrar.0.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < end,
-            "the registrar did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let log = log.join().unwrap();
-    assert!(log.contains("final statistics pes=0"), "{log}");
+    assert!(registrar.terminate().success());
+    registrar.expect_err("final statistics pes=0", Duration::from_secs(5));
 }
