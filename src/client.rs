@@ -400,13 +400,7 @@ impl Driver {
     ) {
         loop {
             self.flush();
-            let deadline = self.core.poll_timeout();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = transport::sleep_until(self.core.poll_timeout());
             tokio::select! {
                 input = inputs.recv() => match input {
                     Some(i) => self.input(i),
@@ -454,21 +448,9 @@ impl Driver {
     }
 
     fn spawn_reader(&self, id: AssociationId, assoc: Arc<Association>) {
-        let tx = self.inputs.clone();
-        tokio::spawn(async move {
-            loop {
-                match assoc.recv().await {
-                    Ok((ppid, data)) => {
-                        if tx.send(Input::Message(id, ppid, data)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => {
-                        let _ = tx.send(Input::Down(id));
-                        return;
-                    }
-                }
-            }
+        transport::spawn_reader(assoc, self.inputs.clone(), move |m| match m {
+            Some((ppid, data)) => Input::Message(id, ppid, data),
+            None => Input::Down(id),
         });
     }
 

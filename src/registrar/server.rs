@@ -66,7 +66,7 @@ use tracing::{debug, info, warn};
 
 use super::{Output, PeerInfo, Registrar, RegistrarConfig, RegistrarStats};
 use crate::handlespace::AssociationId;
-use crate::transport::{Association, Endpoint, TransportConfig, announce};
+use crate::transport::{self, Association, Endpoint, TransportConfig, announce};
 use crate::wire::{
     PPID_ASAP, PoolElement, PoolHandle, RegistrarId, SctpTransport, Transport, TransportUse,
 };
@@ -311,13 +311,7 @@ impl Driver {
     ) {
         loop {
             self.flush().await;
-            let deadline = self.core.poll_timeout();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = transport::sleep_until(self.core.poll_timeout());
             tokio::select! {
                 input = inputs.recv() => match input {
                     Some(i) => self.input(i),
@@ -369,21 +363,9 @@ impl Driver {
                 );
                 let assoc = std::sync::Arc::new(assoc);
                 self.assocs.insert(id, assoc.clone());
-                let tx = self.inputs.clone();
-                tokio::spawn(async move {
-                    loop {
-                        match assoc.recv().await {
-                            Ok((ppid, data)) => {
-                                if tx.send(Input::Message(id, ppid, data)).is_err() {
-                                    return;
-                                }
-                            }
-                            Err(_) => {
-                                let _ = tx.send(Input::Down(id));
-                                return;
-                            }
-                        }
-                    }
+                transport::spawn_reader(assoc, self.inputs.clone(), move |m| match m {
+                    Some((ppid, data)) => Input::Message(id, ppid, data),
+                    None => Input::Down(id),
                 });
             }
             Input::Message(id, ppid, data) => {

@@ -19,7 +19,8 @@ pub mod announce;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rserpool_sctp::{AssociationConfig, EndpointConfig, SctpEndpoint};
@@ -263,4 +264,31 @@ pub fn local_address_towards(remote: IpAddr) -> io::Result<IpAddr> {
     let s = std::net::UdpSocket::bind(bind)?;
     s.connect((remote, 9))?;
     Ok(s.local_addr()?.ip())
+}
+
+/// Sleeps until a sans-IO core's next deadline, forever when it has none: the timer arm of a
+/// driver loop.
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Feeds an association to a driver: each message received becomes `wrap(Some((ppid,
+/// data)))` on `inputs`, and the end of the association a last `wrap(None)`.
+pub(crate) fn spawn_reader<T: Send + 'static>(
+    assoc: Arc<Association>,
+    inputs: tokio::sync::mpsc::UnboundedSender<T>,
+    wrap: impl Fn(Option<(u32, Bytes)>) -> T + Send + 'static,
+) {
+    tokio::spawn(async move {
+        loop {
+            let message = assoc.recv().await.ok();
+            let end = message.is_none();
+            if inputs.send(wrap(message)).is_err() || end {
+                return;
+            }
+        }
+    });
 }
