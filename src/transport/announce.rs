@@ -21,28 +21,11 @@ pub fn sender(
     interface: Option<IpAddr>,
     ttl: u32,
 ) -> io::Result<UdpSocket> {
-    let domain = if group.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
-    #[cfg(unix)]
-    s.set_reuse_port(true)?;
-    s.set_nonblocking(true)?;
-    let any: IpAddr = if group.is_ipv4() {
-        Ipv4Addr::UNSPECIFIED.into()
-    } else {
-        Ipv6Addr::UNSPECIFIED.into()
-    };
-    s.bind(&SocketAddr::new(any, source_port).into())?;
-    match (group.ip(), interface) {
-        (IpAddr::V4(_), Some(IpAddr::V4(i))) => s.set_multicast_if_v4(&i)?,
-        (IpAddr::V4(_), _) => {}
-        (IpAddr::V6(_), _) => {}
-    }
+    let s = shared_socket(group, source_port)?;
     if group.is_ipv4() {
+        if let Some(IpAddr::V4(i)) = interface {
+            s.set_multicast_if_v4(&i)?;
+        }
         s.set_multicast_ttl_v4(ttl)?;
         s.set_multicast_loop_v4(true)?;
     } else {
@@ -52,33 +35,39 @@ pub fn sender(
     UdpSocket::from_std(s.into())
 }
 
-/// A socket that receives announces sent to `group` (joined on the interface with address
-/// `interface`, or the default one). Several processes of a host can listen at once.
-pub fn listener(group: SocketAddr, interface: Option<IpAddr>) -> io::Result<UdpSocket> {
-    let domain = if group.is_ipv4() {
-        Domain::IPV4
+/// A non-blocking UDP socket of `group`'s family, bound to the wildcard address and `port`,
+/// that other processes of the host may bind too (announce senders and listeners coexist).
+fn shared_socket(group: SocketAddr, port: u16) -> io::Result<Socket> {
+    let (domain, any): (Domain, IpAddr) = if group.is_ipv4() {
+        (Domain::IPV4, Ipv4Addr::UNSPECIFIED.into())
     } else {
-        Domain::IPV6
+        (Domain::IPV6, Ipv6Addr::UNSPECIFIED.into())
     };
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     #[cfg(unix)]
     s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
+    if group.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&SocketAddr::new(any, port).into())?;
+    Ok(s)
+}
+
+/// A socket that receives announces sent to `group` (joined on the interface with address
+/// `interface`, or the default one). Several processes of a host can listen at once.
+pub fn listener(group: SocketAddr, interface: Option<IpAddr>) -> io::Result<UdpSocket> {
+    let s = shared_socket(group, group.port())?;
     match group.ip() {
         IpAddr::V4(g) => {
-            s.bind(&SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), group.port()).into())?;
             let i = match interface {
                 Some(IpAddr::V4(i)) => i,
                 _ => Ipv4Addr::UNSPECIFIED,
             };
             s.join_multicast_v4(&g, &i)?;
         }
-        IpAddr::V6(g) => {
-            s.set_only_v6(true)?;
-            s.bind(&SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), group.port()).into())?;
-            s.join_multicast_v6(&g, 0)?;
-        }
+        IpAddr::V6(g) => s.join_multicast_v6(&g, 0)?,
     }
     UdpSocket::from_std(s.into())
 }
