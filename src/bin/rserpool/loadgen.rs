@@ -111,6 +111,29 @@ impl OpStats {
         *self.errors.entry(what.to_string()).or_default() += 1;
     }
 
+    /// Runs one request within `limit`, counting its success (with its latency) or its error.
+    async fn measure<T, E: std::fmt::Display>(
+        &mut self,
+        limit: Duration,
+        request: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Option<T> {
+        let t = Instant::now();
+        match tokio::time::timeout(limit, request).await {
+            Ok(Ok(v)) => {
+                self.success(t);
+                Some(v)
+            }
+            Ok(Err(e)) => {
+                self.error(e);
+                None
+            }
+            Err(_) => {
+                self.error("no answer within the request limit");
+                None
+            }
+        }
+    }
+
     fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
@@ -251,39 +274,15 @@ impl Ctx {
     }
 
     async fn register(&self, client: &Client, id: PoolElementId, st: &mut OpStats) -> bool {
-        let t = Instant::now();
-        match tokio::time::timeout(self.limit, client.register(self.spec(client, id))).await {
-            Ok(Ok(_)) => {
-                st.success(t);
-                true
-            }
-            Ok(Err(e)) => {
-                st.error(e);
-                false
-            }
-            Err(_) => {
-                st.error("no answer within the request limit");
-                false
-            }
-        }
+        st.measure(self.limit, client.register(self.spec(client, id)))
+            .await
+            .is_some()
     }
 
     async fn deregister(&self, client: &Client, id: PoolElementId, st: &mut OpStats) -> bool {
-        let t = Instant::now();
-        match tokio::time::timeout(self.limit, client.deregister(&self.pool, id)).await {
-            Ok(Ok(())) => {
-                st.success(t);
-                true
-            }
-            Ok(Err(e)) => {
-                st.error(e);
-                false
-            }
-            Err(_) => {
-                st.error("no answer within the request limit");
-                false
-            }
-        }
+        st.measure(self.limit, client.deregister(&self.pool, id))
+            .await
+            .is_some()
     }
 }
 
