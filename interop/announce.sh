@@ -73,7 +73,6 @@ echo "hello by announce" | in_ns timeout 20 "$rsp" terminal > "$out/terminal.out
 grep -q "hello by announce" "$out/terminal.out" \
   && pass "rserpool terminal reached the PE through the announced registrar" \
   || bad "no echo (see $out/terminal.err)"
-sleep 1.5  # one more announce cycle in the capture
 # Stop the registrar and the PE, then the capture (so that it is complete).
 kill -TERM "${pids[1]}" "${pids[2]}" 2>/dev/null || true
 wait "${pids[1]}" "${pids[2]}" 2>/dev/null || true
