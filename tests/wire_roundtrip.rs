@@ -331,16 +331,18 @@ fn enrp() -> impl Strategy<Value = EnrpMessage> {
 
 fn check_roundtrip(m: Message) -> Result<(), TestCaseError> {
     let bytes = m.to_bytes().unwrap();
-    // Framing: the header length is the byte count (no final padding).
-    prop_assert_eq!(message_length(&bytes), Some(bytes.len()));
+    // RFC 5354 §4: the message is padded with zeros to a multiple of 4 bytes, and its length
+    // field counts everything but that padding.
+    prop_assert_eq!(bytes.len() % 4, 0, "message of {} bytes", bytes.len());
+    let len = message_length(&bytes).unwrap();
+    prop_assert_eq!((len + 3) & !3, bytes.len(), "length field {}", len);
+    prop_assert!(bytes[len..].iter().all(|&b| b == 0), "padding not zero");
     let d = Message::decode_full(m.protocol(), &bytes)
         .map_err(|e| TestCaseError::fail(format!("{e}")))?;
     prop_assert!(d.skipped.is_empty());
     prop_assert_eq!(&d.message, &m);
-    // With the padding a transport adds, the message decodes the same.
-    let mut padded = bytes.clone();
-    padded.resize((bytes.len() + 3) & !3, 0);
-    prop_assert_eq!(Message::decode(m.protocol(), &padded).unwrap(), m);
+    // Without the padding (as an unpadding sender sends it), the message decodes the same.
+    prop_assert_eq!(Message::decode(m.protocol(), &bytes[..len]).unwrap(), m);
     Ok(())
 }
 
@@ -421,12 +423,13 @@ fn oversized_messages_are_refused_not_truncated() {
 
 #[test]
 fn container_lengths_exclude_the_last_parameters_padding() {
-    // A cookie of 5 bytes: the Cookie TLV is 9 bytes, padded to 12; the message counts 4 + 9.
+    // A cookie of 5 bytes: the Cookie TLV is 9 bytes, padded to 12; the message counts 4 + 9
+    // and is sent padded to 16 (RFC 5354 §4).
     let m = AsapMessage::Cookie(Cookie {
         cookie: b"hello".to_vec(),
     });
     let b = m.to_bytes().unwrap();
-    assert_eq!(b, b"\x0b\x00\x00\x0d\x00\x0d\x00\x09hello");
+    assert_eq!(b, b"\x0b\x00\x00\x0d\x00\x0d\x00\x09hello\0\0\0");
     // A pool element whose user transport ends odd: inner padding counts, the last does not.
     let e = OperationError {
         causes: vec![
@@ -446,7 +449,7 @@ fn container_lengths_exclude_the_last_parameters_padding() {
     assert_eq!(
         b,
         [
-            0x0e, 0, 0, 0x15, 0, 0x0c, 0, 0x11, 0, 1, 0, 7, 1, 2, 3, 0, 0, 3, 0, 5, 4
+            0x0e, 0, 0, 0x15, 0, 0x0c, 0, 0x11, 0, 1, 0, 7, 1, 2, 3, 0, 0, 3, 0, 5, 4, 0, 0, 0
         ]
     );
     assert_eq!(

@@ -298,8 +298,11 @@ impl<'o> Writer<'o> {
         Ok(())
     }
 
-    /// Writes a message: type, flags, back-patched length, body. The result ends at the message
-    /// length (no final padding: a message's framing is its length field; SCTP pads its chunks).
+    /// Writes a message: type, flags, back-patched length, body, then zero padding to a multiple
+    /// of 4 bytes. RFC 5354 §4: "the sender MUST pad the message with all zero bytes and this
+    /// padding is not included in the Message Length field". SCTP's own chunk padding does not
+    /// help: the receiving application gets the user message without it, and RSPLIB's parser
+    /// rejects a message whose last parameter's padding is missing.
     pub fn message(
         &mut self,
         ty: u8,
@@ -318,7 +321,9 @@ impl<'o> Writer<'o> {
             });
         }
         self.out[start + 2..start + 4].copy_from_slice(&(len as u16).to_be_bytes());
-        self.out.truncate(start + len);
+        // The last parameter's padding is already there (`trailing_pad` bytes of zeros); a
+        // message with no parameters ends on a 4-byte boundary anyway.
+        debug_assert_eq!(pad4(len) - len, self.trailing_pad);
         self.trailing_pad = 0;
         Ok(())
     }
