@@ -1016,3 +1016,101 @@ fn keep_alives_stay_linear_in_the_pes_of_one_process() {
     assert_eq!(st.keep_alive_timeouts, 0);
     assert_eq!(sim.prs[pr].core.handlespace().len(), 20);
 }
+
+/// An ASAP Error answers the oldest request outstanding on its association (RSPLIB's registrar
+/// sends one for a message it cannot parse): that request ends at once with the cause, without
+/// waiting out T1 and its retransmissions; the requests sent after it are not affected.
+#[test]
+fn an_asap_error_ends_the_request_it_answers_at_once() {
+    let t = std::time::Instant::now();
+    let mut c = AsapClient::new(Sim::client_config(&[0]), 1);
+    let first = c.resolve(t, &ph("LUPool"), None);
+    let second = c.resolve(t, &ph("EchoPool"), None);
+    let Some(ClientOutput::Connect {
+        association: home, ..
+    }) = c.poll_output()
+    else {
+        panic!()
+    };
+    c.association_up(t, home, vec!["10.1.0.1".parse().unwrap()]);
+    let sends = std::iter::from_fn(|| c.poll_output())
+        .filter(|o| matches!(o, ClientOutput::Send { .. }))
+        .count();
+    assert_eq!(sends, 2);
+    assert!(matches!(
+        c.poll_event(),
+        Some(ClientEvent::HomeRegistrar { .. })
+    ));
+    // RSPLIB's answer to a message it cannot parse: cause 3 with the offending TLV.
+    let cause = ErrorCause {
+        code: CauseCode::INVALID_VALUES,
+        info: vec![0, 9, 0, 10, b'L', b'U', b'P', b'o', b'o', b'l'],
+    };
+    let error = AsapMessage::Error(AsapError {
+        error: OperationError::new(cause.clone()),
+    });
+    c.handle_message(t, home, &error.to_bytes().unwrap());
+    let events: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert_eq!(
+        events,
+        [ClientEvent::Done {
+            request: first,
+            result: Err(ClientError::Refused(OperationError::new(cause.clone())))
+        }]
+    );
+    let text = ClientError::Refused(OperationError::new(cause.clone())).to_string();
+    assert!(text.contains("Invalid Values (0x3)"), "{text}");
+    assert_eq!(c.pending_requests(), 1);
+    assert_eq!(c.stats().errors_received, 1);
+    // The second resolution is still answered normally.
+    let pe = PoolElement {
+        id: PoolElementId(7),
+        home_registrar: RegistrarId(1),
+        registration_life: 30_000,
+        user_transport: Transport::Sctp(SctpTransport {
+            port: 1,
+            transport_use: TransportUse::DataOnly,
+            addresses: vec!["10.1.0.2".parse().unwrap()],
+        }),
+        policy: Policy::RoundRobin,
+        asap_transport: None,
+    };
+    let resp = AsapMessage::HandleResolutionResponse(HandleResolutionResponse {
+        accept_updates: false,
+        pool_handle: ph("EchoPool"),
+        policy: None,
+        elements: vec![pe.clone()],
+        error: None,
+    });
+    c.handle_message(t, home, &resp.to_bytes().unwrap());
+    assert_eq!(
+        c.poll_event(),
+        Some(ClientEvent::Done {
+            request: second,
+            result: Ok(Outcome::Resolved(vec![pe]))
+        })
+    );
+    // A registration answered by an ASAP Error is refused: the PE is not kept.
+    let rid = c.register(t, spec("Odd", 1, Policy::RoundRobin, 30 * SEC));
+    assert!(matches!(c.poll_output(), Some(ClientOutput::Send { .. })));
+    let unknown = AsapMessage::Error(AsapError {
+        error: OperationError::new(ErrorCause::new(CauseCode(0xf004))),
+    });
+    c.handle_message(t, home, &unknown.to_bytes().unwrap());
+    match c.poll_event() {
+        Some(ClientEvent::Done {
+            request,
+            result: Err(e @ ClientError::Refused(_)),
+        }) => {
+            assert_eq!(request, rid);
+            assert!(e.to_string().contains("RSPLIB: invalid pool handle"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.own_pool_elements().count(), 0);
+    assert_eq!(c.pending_requests(), 0);
+    // An error with nothing outstanding changes nothing.
+    c.handle_message(t, home, &error.to_bytes().unwrap());
+    assert_eq!(c.poll_event(), None);
+    assert_eq!(c.poll_timeout(), None);
+}

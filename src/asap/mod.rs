@@ -204,6 +204,8 @@ pub struct ClientStats {
     pub announces: u64,
     /// Messages that could not be decoded.
     pub decode_errors: u64,
+    /// ASAP Error messages received from registrars.
+    pub errors_received: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -278,6 +280,9 @@ struct Request {
     deadline: Instant,
     transmissions: u32,
     sent_on: Option<AssociationId>,
+    /// Order of the last transmission among all requests (an ASAP Error answers the oldest
+    /// request outstanding on its association).
+    sent_seq: u64,
     /// Ever sent to a registrar (distinguishes Timeout from NoRegistrar).
     ever_sent: bool,
 }
@@ -315,6 +320,7 @@ pub struct AsapClient {
     hunt: Hunt,
     requests: HashMap<RequestId, Request>,
     next_request: u64,
+    next_send_seq: u64,
     deadlines: BTreeSet<(Instant, RequestId)>,
     inflight: HashMap<Key, VecDeque<RequestId>>,
     unsent: VecDeque<RequestId>,
@@ -361,6 +367,7 @@ impl AsapClient {
             home_id: None,
             requests: HashMap::new(),
             next_request: 1,
+            next_send_seq: 0,
             deadlines: BTreeSet::new(),
             inflight: HashMap::new(),
             unsent: VecDeque::new(),
@@ -764,9 +771,7 @@ impl AsapClient {
                 self.resolution_response(now, association, h)
             }
             AsapMessage::EndpointKeepAlive(k) => self.keep_alive(now, association, k),
-            AsapMessage::Error(e) => {
-                warn!(?association, cause = ?e.error.code(), "registrar sent ASAP_ERROR");
-            }
+            AsapMessage::Error(e) => self.operation_error(now, association, e.error),
             other => debug!(
                 ?association,
                 message = other.name(),
@@ -944,6 +949,7 @@ impl AsapClient {
                 deadline,
                 transmissions: 0,
                 sent_on: None,
+                sent_seq: 0,
                 ever_sent: false,
             },
         );
@@ -976,6 +982,8 @@ impl AsapClient {
         });
         self.stats.requests_sent += 1;
         req.ever_sent = true;
+        req.sent_seq = self.next_send_seq;
+        self.next_send_seq += 1;
         match &req.key {
             Some(k) => {
                 req.sent_on = Some(home);
@@ -985,6 +993,38 @@ impl AsapClient {
                 // Fire and forget.
                 let req = self.requests.remove(&rid).expect("present");
                 self.deadlines.remove(&(req.deadline, rid));
+            }
+        }
+    }
+
+    /// An ASAP Error from a registrar. It answers a request that the registrar could not
+    /// process: the oldest one still outstanding on that association, since a registrar answers
+    /// an association's requests in order (RSPLIB's client matches its responses the same way).
+    /// That request ends at once with the cause, instead of waiting out its retransmissions.
+    fn operation_error(&mut self, now: Instant, association: AssociationId, error: OperationError) {
+        self.stats.errors_received += 1;
+        let oldest = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.sent_on == Some(association) && r.key.is_some())
+            .min_by_key(|(_, r)| r.sent_seq)
+            .map(|(&rid, r)| (rid, r.key.clone().expect("filtered")));
+        let Some((rid, key)) = oldest else {
+            return warn!(
+                ?association,
+                cause = %cause_text(&error),
+                "registrar sent an ASAP Error, no request outstanding"
+            );
+        };
+        warn!(?association, cause = %cause_text(&error), ?key, "registrar answered with an ASAP Error");
+        // `finish` (also through `registration_failed`) takes it out of the in-flight queues.
+        match key {
+            Key::Register(..) => self.registration_failed(now, rid, ClientError::Refused(error)),
+            Key::Resolve(_) if error.code() == CauseCode::UNKNOWN_POOL_HANDLE => {
+                self.finish(rid, Err(ClientError::UnknownPoolHandle))
+            }
+            Key::Resolve(_) | Key::Deregister(..) => {
+                self.finish(rid, Err(ClientError::Refused(error)))
             }
         }
     }
