@@ -48,7 +48,21 @@ fn transport_text(t: &Transport) -> String {
     format!("{name} {} ({usage})", addrs.join(","))
 }
 
-fn policy_text(pe: &PoolElement) -> String {
+/// A policy value as people read it: loads, load degradations and distance penalty factors
+/// are fractions of 0xFFFFFFFF (RFC 5356, RSPLIB), shown in per cent; distances in ms.
+fn value_text(name: &str, v: u32) -> String {
+    if name.starts_with("load") || name == "weight_dpf" {
+        format!("{:.1}%", f64::from(v) * 100.0 / f64::from(u32::MAX))
+    } else if name == "distance" {
+        format!("{v}ms")
+    } else {
+        v.to_string()
+    }
+}
+
+/// The policy and its values, readable (`LeastUsed(load=1.0%)`) or `raw` as on the wire
+/// (`LeastUsed(load=42949673)`).
+fn policy_text(pe: &PoolElement, raw: bool) -> String {
     let p = &pe.policy;
     let name = p
         .policy_type()
@@ -58,7 +72,13 @@ fn policy_text(pe: &PoolElement) -> String {
         .value_names()
         .iter()
         .zip(p.values().as_slice())
-        .map(|(n, v)| format!("{n}={v}"))
+        .map(|(n, &v)| {
+            if raw {
+                format!("{n}={v}")
+            } else {
+                format!("{n}={}", value_text(n, v))
+            }
+        })
         .collect();
     if vals.is_empty() {
         name
@@ -107,7 +127,7 @@ pub fn run(args: ResolveArgs) -> ExitCode {
                             pe.id.0,
                             pe.home_registrar.0,
                             transport_text(&pe.user_transport),
-                            policy_text(pe),
+                            policy_text(pe, true),
                             pe.registration_life
                         );
                     } else {
@@ -115,7 +135,7 @@ pub fn run(args: ResolveArgs) -> ExitCode {
                             "{:#010x}  {}  {}  home {:#010x}",
                             pe.id.0,
                             transport_text(&pe.user_transport),
-                            policy_text(pe),
+                            policy_text(pe, false),
                             pe.home_registrar.0
                         );
                     }
@@ -132,4 +152,22 @@ pub fn run(args: ResolveArgs) -> ExitCode {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::value_text;
+
+    #[test]
+    fn loads_read_as_per_cent_and_distances_as_ms() {
+        assert_eq!(value_text("load", 42_949_673), "1.0%");
+        assert_eq!(value_text("load", 0), "0.0%");
+        assert_eq!(value_text("load", u32::MAX), "100.0%");
+        assert_eq!(value_text("load_degradation", u32::MAX / 2), "50.0%");
+        assert_eq!(value_text("load_dpf", u32::MAX / 4), "25.0%");
+        assert_eq!(value_text("weight_dpf", u32::MAX / 10), "10.0%");
+        assert_eq!(value_text("distance", 42), "42ms");
+        assert_eq!(value_text("weight", 5), "5");
+        assert_eq!(value_text("priority", 3), "3");
+    }
 }
