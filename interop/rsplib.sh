@@ -2,17 +2,25 @@
 # ASAP interop with RSPLIB 3.4.4 (kernel SCTP over UDP 9899) in the guest of
 # ../shared/tools/rsplib-vm. The host side (198.18.0.1, inside the run's network namespace) runs
 # rserpool; the guest (198.18.0.2) runs RSPLIB:
-#   run 1: our registrar on the host; RSPLIB's `rspserver -echo` registers with it, RSPLIB's
-#          `rspterminal` reaches the echo PE through it; our `rserpool resolve` sees the PE;
-#   run 2: RSPLIB's registrar in the guest; our echo PE (`rserpool pe`) registers with it and
-#          RSPLIB's `rspterminal` reaches our PE;
+#   run 1: our registrar on the host; one RSPLIB `rspserver -echo` per pool registers with it
+#          and acknowledges its keep-alives, RSPLIB's `rspterminal` reaches each echo PE
+#          through it, and our `rserpool resolve` sees each PE;
+#   run 2: RSPLIB's registrar in the guest; one echo PE of ours (`rserpool pe`) per pool
+#          registers with it and acknowledges its keep-alives, RSPLIB's `rspterminal` reaches
+#          each, and our `rserpool resolve` resolves each pool there;
 #   run 3: RSPLIB's registrar and echo PE in the guest; our pool user resolves the pool there
 #          (`rserpool resolve`) and talks to the PE (`rserpool terminal`).
-# Every capture is checked with ../shared/tools/wire-check: the messages our side sends must
-# pass --strict (RSPLIB's carry known warnings, see shared/vectors/rsplib-3.4.4/README.md).
-# (Our pool users resolve without `--items`: that sends RSPLIB's non-RFC option 0x803f.)
+# Runs 1 and 2 use pool handles of every length modulo 4 ($pools), so that our messages end on
+# a parameter of every padding (RFC 5354 §4: the sender pads the message; RSPLIB's parser fails
+# on a message that is not). RSPLIB's logs must have no parse error about our messages.
+# Every capture is checked with ../shared/tools/wire-check (through check_capture.py): the
+# messages our side sends must be padded and pass --strict (RSPLIB's carry known warnings, see
+# shared/vectors/rsplib-3.4.4/README.md), and each pool's registration, resolution and
+# keep-alive exchanges must be there. (Our pool users resolve without `--items`: that sends
+# RSPLIB's non-RFC option 0x803f.)
 #
 # Usage: interop/rsplib.sh [OUTDIR]      (needs root: network namespace, tap, capture)
+#        RSERPOOL_BIN_DIR=DIR runs the rserpool and rserpool-registrar found there instead.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -32,53 +40,71 @@ if [ ! -e "${RSPVM_DIR:-/var/tmp/rsplib-vm}/out/vmlinux" ]; then
   echo "building the rsplib-vm guest (once)"
   "$vm/build.sh" > "$out/build.log" 2>&1 || { tail -20 "$out/build.log"; exit 2; }
 fi
-cargo build -q --release -p rserpool --bin rserpool --manifest-path "$repo/Cargo.toml"
-cargo build -q --release -p rserpool-registrar --manifest-path "$repo/Cargo.toml"
-rsp="$target/release/rserpool"
-reg="$target/release/rserpool-registrar"
+if [ -z "${RSERPOOL_BIN_DIR:-}" ]; then
+  cargo build -q --release -p rserpool --bin rserpool --manifest-path "$repo/Cargo.toml"
+  cargo build -q --release -p rserpool-registrar --manifest-path "$repo/Cargo.toml"
+fi
+bin=${RSERPOOL_BIN_DIR:-$target/release}
+rsp="$bin/rserpool"
+reg="$bin/rserpool-registrar"
 host=198.18.0.1
 guest=198.18.0.2
+# Pool handles of 8, 5, 6 and 11 bytes: lengths 4k, 4k+1, 4k+2 and 4k+3.
+pools="EchoPool Pool1 LUPool DaytimePool"
+npools=$(echo $pools | wc -w)
+# What RSPLIB logs about a message it cannot parse (rsplib-notes §8.1; "Unxpected" is its
+# spelling), at -loglevel=3.
+parse_errors='Unxpected end of message|Unexpected end of message|Error while parsing|Sending ASAP Error|[Ii]nvalid TLV|[Ii]nvalid message|[Mm]alformed|[Pp]arse error'
 
-# Waits (up to $2 tenths of a second) for a file to exist.
-wait_file() { local i=0; until [ -e "$1" ] || [ $i -ge "$2" ]; do sleep 0.1; i=$((i+1)); done; [ -e "$1" ]; }
-
-# wire-check a capture; our messages (sent from the host) must all be OK under --strict.
-check_capture() {
-  local cap=$1 what=$2
-  "$wirecheck" --jsonl "$cap.jsonl" --quiet "$cap" > "$cap.wire-check.txt" 2>&1 || true
-  python3 - "$cap.jsonl" "$host" "$what" <<'EOF'
-import json, sys
-path, host, what = sys.argv[1:4]
-ours, bad, theirs = 0, [], {}
-for line in open(path):
-    m = json.loads(line)
-    name = (m.get("type") or {}).get("name")
-    if m.get("src") == host:
-        ours += 1
-        if m.get("status") != "OK":
-            bad.append((m.get("frame"), name, m.get("status"), m.get("warnings"), m.get("problems")))
-    else:
-        theirs[m.get("status")] = theirs.get(m.get("status"), 0) + 1
-if ours == 0:
-    print("FAIL: %s: no message of ours in the capture" % what); sys.exit(1)
-if bad:
-    print("FAIL: %s: %d of our %d messages not OK: %s" % (what, len(bad), ours, bad[:5])); sys.exit(1)
-print("PASS: %s: all %d messages we sent pass wire-check --strict (RSPLIB's: %s)" % (what, ours, theirs))
-EOF
+# Fails unless RSPLIB's logs (the files after $1) are free of parse errors.
+check_rsplib_logs() {
+  local what=$1; shift
+  local hits
+  hits=$(grep -EH "$parse_errors" "$@" 2>/dev/null | head -5 || true)
+  if [ -n "$hits" ]; then
+    bad "$what: RSPLIB logged parse errors about our messages:
+$hits"
+  else
+    pass "$what: no parse error in RSPLIB's logs ($(cat "$@" 2>/dev/null | wc -l) lines in $# files)"
+  fi
 }
 
+# wire-check a capture: our messages (sent from the host) must all be padded and OK under
+# --strict; the arguments after the first two are check_capture.py's TYPE:POOL:SIDE expectations.
+check_capture() {
+  local cap=$1 what=$2; shift 2
+  local exp=() e
+  for e in "$@"; do exp+=(--expect "$e"); done
+  "$wirecheck" --jsonl "$cap.jsonl" --quiet "$cap" > "$cap.wire-check.txt" 2>&1 || true
+  python3 "$here/check_capture.py" "$cap.jsonl" "$host" "$what" "${exp[@]}"
+}
+
+# Guest side: waits (up to 25 s) until every rspterminal of $pools got its line back.
+wait_terminals='i=0; while [ $i -lt 250 ]; do
+  n=0; for p in '"$pools"'; do grep -q "hello $p" /share/rspterminal-$p.out 2>/dev/null && n=$((n+1)); done
+  [ $n -eq '"$npools"' ] && break; sleep 0.1; i=$((i+1))
+done'
+
 # ---------------------------------------------------------------------------------------------
-echo "== run 1: our registrar, RSPLIB's echo PE and rspterminal"
+echo "== run 1: our registrar, RSPLIB's echo PEs and rspterminal (pools: $pools)"
 share1="$out/share1"; rm -rf "$share1"; mkdir -p "$share1"
 cat > "$share1/guest.sh" <<EOF
 #!/bin/sh
 rspvm-ready "waiting for the host registrar"
 i=0; until [ -e /share/host-ready ] || [ \$i -ge 300 ]; do sleep 0.1; i=\$((i+1)); done
-rspserver -echo -poolhandle=EchoPool -registrar=$host:3863 -asapannounce=off \
-  -logcolor=off -loglevel=3 -logfile=/share/rspserver.log >/share/rspserver.out 2>&1 &
-i=0; until grep -q 'Home registrar is' /share/rspserver.log 2>/dev/null || [ \$i -ge 200 ]; do sleep 0.1; i=\$((i+1)); done
-( echo "hello from rspterminal"; sleep 4 ) | timeout 20 rspterminal -poolhandle=EchoPool \
-  -registrar=$host:3863 -asapannounce=off -logcolor=off -loglevel=2 > /share/rspterminal.out 2>/share/rspterminal.err
+for p in $pools; do
+  rspserver -echo -poolhandle=\$p -registrar=$host:3863 -asapannounce=off \
+    -logcolor=off -loglevel=3 -logfile=/share/rspserver-\$p.log >/share/rspserver-\$p.out 2>&1 &
+done
+for p in $pools; do
+  i=0; until grep -q 'Home registrar is' /share/rspserver-\$p.log 2>/dev/null || [ \$i -ge 200 ]; do sleep 0.1; i=\$((i+1)); done
+done
+for p in $pools; do
+  ( echo "hello \$p from rspterminal"; sleep 4 ) | timeout 20 rspterminal -poolhandle=\$p \
+    -registrar=$host:3863 -asapannounce=off -logcolor=off -loglevel=3 \
+    > /share/rspterminal-\$p.out 2>/share/rspterminal-\$p.err &
+done
+$wait_terminals
 touch /share/guest-done
 sleep 30
 EOF
@@ -91,25 +117,36 @@ EOF
       i=0; until grep -q ready '$share1/registrar.out' || [ \$i -ge 100 ]; do sleep 0.1; i=\$((i+1)); done
       touch '$share1/host-ready'
       i=0; until [ -e '$share1/guest-done' ] || [ \$i -ge 600 ]; do sleep 0.1; i=\$((i+1)); done
-      '$rsp' resolve EchoPool --registrar $host --local $host --announce off --t1 3000 > '$share1/resolve.out' 2>&1
+      for p in $pools; do
+        '$rsp' resolve \$p --registrar $host --local $host --announce off --t1 3000 \
+          > '$share1'/resolve-\$p.out 2>&1
+      done
       sleep 3
       kill -TERM \$r; wait \$r" > "$out/run1.log" 2>&1 || true
-grep -q 'Home registrar is' "$share1/rspserver.log" 2>/dev/null \
-  && pass "RSPLIB rspserver -echo registered with our registrar" \
-  || bad "rspserver did not register with our registrar (see $share1/rspserver.log, $share1/registrar.err)"
-grep -q "hello from rspterminal" "$share1/rspterminal.out" 2>/dev/null \
-  && pass "RSPLIB rspterminal reached RSPLIB's echo PE through our registrar" \
-  || bad "rspterminal got no echo through our registrar (see $share1/rspterminal.out/.err)"
-grep -q "sctp $guest:" "$share1/resolve.out" 2>/dev/null \
-  && pass "our resolve lists RSPLIB's PE at our registrar: $(head -1 "$share1/resolve.out")" \
-  || bad "RSPLIB's PE not in our registrar's handlespace (see $share1/resolve.out)"
+for p in $pools; do
+  n=${#p}
+  grep -q 'Home registrar is' "$share1/rspserver-$p.log" 2>/dev/null \
+    && pass "$p ($n B, 4k+$((n % 4))): RSPLIB rspserver -echo registered with our registrar" \
+    || bad "$p: rspserver did not register with our registrar (see $share1/rspserver-$p.log, $share1/registrar.err)"
+  grep -q "hello $p from rspterminal" "$share1/rspterminal-$p.out" 2>/dev/null \
+    && pass "$p: RSPLIB rspterminal reached RSPLIB's echo PE through our registrar" \
+    || bad "$p: rspterminal got no echo through our registrar (see $share1/rspterminal-$p.out/.err)"
+  grep -q "sctp $guest:" "$share1/resolve-$p.out" 2>/dev/null \
+    && pass "$p: our resolve lists RSPLIB's PE at our registrar: $(head -1 "$share1/resolve-$p.out")" \
+    || bad "$p: RSPLIB's PE not in our registrar's handlespace (see $share1/resolve-$p.out)"
+done
 grep -q "keep_alive_acks: [1-9]" "$share1/registrar.err" \
-  && pass "RSPLIB's PE acknowledged our registrar's keep-alives" \
-  || bad "no keep-alive acknowledged by RSPLIB's PE (see $share1/registrar.err)"
-check_capture "$out/run1.pcap" "run 1 (our registrar)" || fail=1
+  && pass "RSPLIB's PEs acknowledged our registrar's keep-alives" \
+  || bad "no keep-alive acknowledged by RSPLIB's PEs (see $share1/registrar.err)"
+check_rsplib_logs "run 1" "$share1"/rspserver-*.log "$share1"/rspserver-*.out "$share1"/rspterminal-*.err
+# Per pool: RSPLIB's registration (1) and our response (3), RSPLIB's handle resolution (5) and
+# our response (6), our keep-alive (7) and RSPLIB's ack (8).
+exp=()
+for p in $pools; do exp+=("1:$p:theirs" "3:$p:ours" "5:$p:theirs" "6:$p:ours" "7:$p:ours" "8:$p:theirs"); done
+check_capture "$out/run1.pcap" "run 1 (our registrar)" "${exp[@]}" || fail=1
 
 # ---------------------------------------------------------------------------------------------
-echo "== run 2: RSPLIB's registrar, our echo PE, rspterminal"
+echo "== run 2: RSPLIB's registrar, our echo PEs, rspterminal, our resolve (pools: $pools)"
 share2="$out/share2"; rm -rf "$share2"; mkdir -p "$share2"
 cat > "$share2/guest.sh" <<EOF
 #!/bin/sh
@@ -119,35 +156,52 @@ rspregistrar -logcolor=off -loglevel=3 -logfile=/share/rspregistrar.log \
 i=0; until grep -q ' 3863 ' /proc/net/sctp/eps 2>/dev/null || [ \$i -ge 100 ]; do sleep 0.1; i=\$((i+1)); done
 rspvm-ready "RSPLIB registrar up"
 i=0; until [ -e /share/pe-ready ] || [ \$i -ge 400 ]; do sleep 0.1; i=\$((i+1)); done
-( echo "hello to a rserpool PE"; sleep 4 ) | timeout 20 rspterminal -poolhandle=HostEchoPool \
-  -registrar=127.0.0.1:3863 -asapannounce=off -logcolor=off -loglevel=2 > /share/rspterminal.out 2>/share/rspterminal.err
+for p in $pools; do
+  ( echo "hello \$p to a rserpool PE"; sleep 4 ) | timeout 20 rspterminal -poolhandle=\$p \
+    -registrar=127.0.0.1:3863 -asapannounce=off -logcolor=off -loglevel=3 \
+    > /share/rspterminal-\$p.out 2>/share/rspterminal-\$p.err &
+done
+$wait_terminals
 touch /share/guest-done
 sleep 30
 EOF
 "$vm/run.sh" -q -t 150 -o "$out/run2" -s "$share2" -p "$out/run2.pcap" \
   -c 'sh /share/guest.sh' \
   -H "set -u
-      '$rsp' pe --pool HostEchoPool --registrar $guest --announce off --rereg-interval 5000 \
-        > '$share2/pe.out' 2> '$share2/pe.err' &
-      p=\$!
-      i=0; until grep -q ready '$share2/pe.out' || [ \$i -ge 300 ]; do sleep 0.1; i=\$((i+1)); done
+      pids=()
+      for p in $pools; do
+        '$rsp' pe --pool \$p --registrar $guest --announce off --rereg-interval 5000 \
+          > '$share2'/pe-\$p.out 2> '$share2'/pe-\$p.err &
+        pids+=(\$!)
+      done
+      for p in $pools; do
+        i=0; until grep -q ready '$share2'/pe-\$p.out || [ \$i -ge 300 ]; do sleep 0.1; i=\$((i+1)); done
+      done
       touch '$share2/pe-ready'
+      for p in $pools; do
+        '$rsp' resolve \$p --registrar $guest --announce off --t1 3000 > '$share2'/resolve-\$p.out 2>&1
+      done
       i=0; until [ -e '$share2/guest-done' ] || [ \$i -ge 600 ]; do sleep 0.1; i=\$((i+1)); done
       sleep 6
-      kill -TERM \$p; wait \$p" > "$out/run2.log" 2>&1 || true
-grep -q "rserpool pe ready" "$share2/pe.out" 2>/dev/null \
-  && pass "our echo PE registered with RSPLIB's registrar: $(cat "$share2/pe.out")" \
-  || bad "our PE did not register with RSPLIB's registrar (see $share2/pe.err)"
-grep -q "hello to a rserpool PE" "$share2/rspterminal.out" 2>/dev/null \
-  && pass "RSPLIB rspterminal reached our echo PE through RSPLIB's registrar" \
-  || bad "rspterminal got no echo from our PE (see $share2/rspterminal.out/.err)"
-n=$(tshark -n -r "$out/run2.pcap" -d udp.port==9899,sctp -Y 'asap.message_type == 8 && ip.src == '$host 2>/dev/null | wc -l)
-[ "$n" -ge 1 ] && pass "our PE acknowledged $n keep-alive(s) of RSPLIB's registrar" \
-  || bad "our PE acknowledged no keep-alive of RSPLIB's registrar"
-n=$(tshark -n -r "$out/run2.pcap" -d udp.port==9899,sctp -Y 'asap.message_type == 1 && ip.src == '$host 2>/dev/null | wc -l)
-[ "$n" -ge 2 ] && pass "our PE re-registered ($n registrations in 5 s cycles)" \
-  || bad "our PE did not re-register ($n registrations)"
-check_capture "$out/run2.pcap" "run 2 (our PE)" || fail=1
+      kill -TERM \${pids[@]}; wait \${pids[@]}" > "$out/run2.log" 2>&1 || true
+for p in $pools; do
+  n=${#p}
+  grep -q "rserpool pe ready" "$share2/pe-$p.out" 2>/dev/null \
+    && pass "$p ($n B, 4k+$((n % 4))): our echo PE registered with RSPLIB's registrar: $(cat "$share2/pe-$p.out")" \
+    || bad "$p: our PE did not register with RSPLIB's registrar (see $share2/pe-$p.err)"
+  grep -q "hello $p to a rserpool PE" "$share2/rspterminal-$p.out" 2>/dev/null \
+    && pass "$p: RSPLIB rspterminal reached our echo PE through RSPLIB's registrar" \
+    || bad "$p: rspterminal got no echo from our PE (see $share2/rspterminal-$p.out/.err)"
+  grep -q "sctp $host:" "$share2/resolve-$p.out" 2>/dev/null \
+    && pass "$p: our resolve at RSPLIB's registrar lists our PE: $(head -1 "$share2/resolve-$p.out")" \
+    || bad "$p: our resolve at RSPLIB's registrar failed: $(head -3 "$share2/resolve-$p.out" 2>/dev/null)"
+done
+check_rsplib_logs "run 2" "$share2/rspregistrar.log" "$share2/rspregistrar.out" "$share2"/rspterminal-*.err
+# Per pool: our registration and a re-registration (1, 5 s cycle) and RSPLIB's responses (3),
+# our handle resolution (5) and RSPLIB's response (6), RSPLIB's keep-alive (7) and our ack (8).
+exp=()
+for p in $pools; do exp+=("1:$p:ours:2" "3:$p:theirs:2" "5:$p:ours" "6:$p:theirs" "7:$p:theirs" "8:$p:ours"); done
+check_capture "$out/run2.pcap" "run 2 (our PEs and pool user)" "${exp[@]}" || fail=1
 
 # ---------------------------------------------------------------------------------------------
 echo "== run 3: RSPLIB's registrar and echo PE, our pool user"
