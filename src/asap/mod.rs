@@ -56,7 +56,8 @@ pub struct RequestId(pub u64);
 /// Why a request failed.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The registrar refused it (the RFC 5354 cause is in the Operation Error).
+    /// The registrar refused it, in its response or with an ASAP Error answering the request
+    /// (the RFC 5354 cause, or RSPLIB's, is in the Operation Error).
     #[error("refused by the registrar: {}", cause_text(.0))]
     Refused(OperationError),
     /// The registrar does not know the pool.
