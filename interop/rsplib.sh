@@ -34,6 +34,8 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 fail=0
 pass() { echo "PASS: $*"; }
 bad() { echo "FAIL: $*"; fail=1; }
+# expect PATTERN FILE PASS-TEXT FAIL-TEXT: passes if FILE has a line matching PATTERN.
+expect() { if grep -q -- "$1" "$2" 2>/dev/null; then pass "$3"; else bad "$4"; fi; }
 
 [ -x "$vm/run.sh" ] || { echo "no rsplib-vm at $vm (set RSERPOOL_SHARED)"; exit 2; }
 if [ ! -e "${RSPVM_DIR:-/var/tmp/rsplib-vm}/out/vmlinux" ]; then
@@ -125,19 +127,19 @@ EOF
       kill -TERM \$r; wait \$r" > "$out/run1.log" 2>&1 || true
 for p in $pools; do
   n=${#p}
-  grep -q 'Home registrar is' "$share1/rspserver-$p.log" 2>/dev/null \
-    && pass "$p ($n B, 4k+$((n % 4))): RSPLIB rspserver -echo registered with our registrar" \
-    || bad "$p: rspserver did not register with our registrar (see $share1/rspserver-$p.log, $share1/registrar.err)"
-  grep -q "hello $p from rspterminal" "$share1/rspterminal-$p.out" 2>/dev/null \
-    && pass "$p: RSPLIB rspterminal reached RSPLIB's echo PE through our registrar" \
-    || bad "$p: rspterminal got no echo through our registrar (see $share1/rspterminal-$p.out/.err)"
-  grep -q "sctp $guest:" "$share1/resolve-$p.out" 2>/dev/null \
-    && pass "$p: our resolve lists RSPLIB's PE at our registrar: $(head -1 "$share1/resolve-$p.out")" \
-    || bad "$p: RSPLIB's PE not in our registrar's handlespace (see $share1/resolve-$p.out)"
+  expect 'Home registrar is' "$share1/rspserver-$p.log" \
+    "$p ($n B, 4k+$((n % 4))): RSPLIB rspserver -echo registered with our registrar" \
+    "$p: rspserver did not register with our registrar (see $share1/rspserver-$p.log, $share1/registrar.err)"
+  expect "hello $p from rspterminal" "$share1/rspterminal-$p.out" \
+    "$p: RSPLIB rspterminal reached RSPLIB's echo PE through our registrar" \
+    "$p: rspterminal got no echo through our registrar (see $share1/rspterminal-$p.out/.err)"
+  expect "sctp $guest:" "$share1/resolve-$p.out" \
+    "$p: our resolve lists RSPLIB's PE at our registrar: $(head -1 "$share1/resolve-$p.out" 2>/dev/null)" \
+    "$p: RSPLIB's PE not in our registrar's handlespace (see $share1/resolve-$p.out)"
 done
-grep -q "keep_alive_acks: [1-9]" "$share1/registrar.err" \
-  && pass "RSPLIB's PEs acknowledged our registrar's keep-alives" \
-  || bad "no keep-alive acknowledged by RSPLIB's PEs (see $share1/registrar.err)"
+expect "keep_alive_acks: [1-9]" "$share1/registrar.err" \
+  "RSPLIB's PEs acknowledged our registrar's keep-alives" \
+  "no keep-alive acknowledged by RSPLIB's PEs (see $share1/registrar.err)"
 check_rsplib_logs "run 1" "$share1"/rspserver-*.log "$share1"/rspserver-*.out "$share1"/rspterminal-*.err
 # Per pool: RSPLIB's registration (1) and our response (3), RSPLIB's handle resolution (5) and
 # our response (6), our keep-alive (7) and RSPLIB's ack (8).
@@ -186,15 +188,15 @@ EOF
       kill -TERM \${pids[@]}; wait \${pids[@]}" > "$out/run2.log" 2>&1 || true
 for p in $pools; do
   n=${#p}
-  grep -q "rserpool pe ready" "$share2/pe-$p.out" 2>/dev/null \
-    && pass "$p ($n B, 4k+$((n % 4))): our echo PE registered with RSPLIB's registrar: $(cat "$share2/pe-$p.out")" \
-    || bad "$p: our PE did not register with RSPLIB's registrar (see $share2/pe-$p.err)"
-  grep -q "hello $p to a rserpool PE" "$share2/rspterminal-$p.out" 2>/dev/null \
-    && pass "$p: RSPLIB rspterminal reached our echo PE through RSPLIB's registrar" \
-    || bad "$p: rspterminal got no echo from our PE (see $share2/rspterminal-$p.out/.err)"
-  grep -q "sctp $host:" "$share2/resolve-$p.out" 2>/dev/null \
-    && pass "$p: our resolve at RSPLIB's registrar lists our PE: $(head -1 "$share2/resolve-$p.out")" \
-    || bad "$p: our resolve at RSPLIB's registrar failed: $(head -3 "$share2/resolve-$p.out" 2>/dev/null)"
+  expect "rserpool pe ready" "$share2/pe-$p.out" \
+    "$p ($n B, 4k+$((n % 4))): our echo PE registered with RSPLIB's registrar: $(cat "$share2/pe-$p.out" 2>/dev/null)" \
+    "$p: our PE did not register with RSPLIB's registrar (see $share2/pe-$p.err)"
+  expect "hello $p to a rserpool PE" "$share2/rspterminal-$p.out" \
+    "$p: RSPLIB rspterminal reached our echo PE through RSPLIB's registrar" \
+    "$p: rspterminal got no echo from our PE (see $share2/rspterminal-$p.out/.err)"
+  expect "sctp $host:" "$share2/resolve-$p.out" \
+    "$p: our resolve at RSPLIB's registrar lists our PE: $(head -1 "$share2/resolve-$p.out" 2>/dev/null)" \
+    "$p: our resolve at RSPLIB's registrar failed: $(head -3 "$share2/resolve-$p.out" 2>/dev/null)"
 done
 check_rsplib_logs "run 2" "$share2/rspregistrar.log" "$share2/rspregistrar.out" "$share2"/rspterminal-*.err
 # Per pool: our registration and a re-registration (1, 5 s cycle) and RSPLIB's responses (3),
@@ -211,9 +213,9 @@ echo "== run 3: RSPLIB's registrar and echo PE, our pool user"
       ( echo 'hello to an RSPLIB PE'; echo 'second line' ) | timeout 30 '$rsp' terminal EchoPool \
         --registrar $guest --announce off > '$out/run3-terminal.out' 2> '$out/run3-terminal.err'" \
   "$vm/scenarios/registrar.sh" > "$out/run3.log" 2>&1 || true
-grep -q "sctp $guest:" "$out/run3-resolve.out" 2>/dev/null \
-  && pass "our pool user resolved EchoPool at RSPLIB's registrar: $(head -1 "$out/run3-resolve.out")" \
-  || bad "our resolve at RSPLIB's registrar failed (see $out/run3-resolve.out)"
+expect "sctp $guest:" "$out/run3-resolve.out" \
+  "our pool user resolved EchoPool at RSPLIB's registrar: $(head -1 "$out/run3-resolve.out" 2>/dev/null)" \
+  "our resolve at RSPLIB's registrar failed (see $out/run3-resolve.out)"
 grep -q "hello to an RSPLIB PE" "$out/run3-terminal.out" 2>/dev/null \
   && grep -q "second line" "$out/run3-terminal.out" \
   && pass "our terminal talked to RSPLIB's echo PE (2 lines echoed)" \

@@ -901,18 +901,21 @@ fn deregistration_from_a_foreign_association_is_refused() {
     );
 }
 
+/// Takes the client's Connect to its registrar and brings that association up.
+fn connect_home(c: &mut AsapClient, t: std::time::Instant) -> AssociationId {
+    let Some(ClientOutput::Connect { association, .. }) = c.poll_output() else {
+        panic!("the client connects to its registrar first")
+    };
+    c.association_up(t, association, vec!["10.1.0.1".parse().unwrap()]);
+    association
+}
+
 #[test]
 fn a_keep_alive_with_the_h_flag_moves_the_home_registrar() {
     let t = std::time::Instant::now();
     let mut c = AsapClient::new(Sim::client_config(&[0]), 1);
     let rid = c.register(t, spec("P", 1, Policy::RoundRobin, 30 * SEC));
-    let Some(ClientOutput::Connect {
-        association: home, ..
-    }) = c.poll_output()
-    else {
-        panic!()
-    };
-    c.association_up(t, home, vec!["10.1.0.1".parse().unwrap()]);
+    let home = connect_home(&mut c, t);
     let Some(ClientOutput::Send { association, .. }) = c.poll_output() else {
         panic!()
     };
@@ -1026,13 +1029,7 @@ fn an_asap_error_ends_the_request_it_answers_at_once() {
     let mut c = AsapClient::new(Sim::client_config(&[0]), 1);
     let first = c.resolve(t, &ph("LUPool"), None);
     let second = c.resolve(t, &ph("EchoPool"), None);
-    let Some(ClientOutput::Connect {
-        association: home, ..
-    }) = c.poll_output()
-    else {
-        panic!()
-    };
-    c.association_up(t, home, vec!["10.1.0.1".parse().unwrap()]);
+    let home = connect_home(&mut c, t);
     let sends = std::iter::from_fn(|| c.poll_output())
         .filter(|o| matches!(o, ClientOutput::Send { .. }))
         .count();
