@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use rserpool::registrar::LifeUnit;
 use rserpool::transport::announce::DEFAULT_ANNOUNCE_GROUP;
+use rserpool::wire::LifeUnit;
 use rserpool::wire::{ASAP_PORT, ENRP_PORT, RegistrarId};
 use rserpool::{RegistrarServer, ServerConfig};
 use serde::Deserialize;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::registrar::LifeUnit;
+use crate::wire::LifeUnit;
 
 /// Settings of an [`AsapClient`](super::AsapClient). `Default` gives the RFC 5352 §7 values.
 #[derive(Clone, Debug)]

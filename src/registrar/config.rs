@@ -3,41 +3,7 @@
 
 use std::time::Duration;
 
-use crate::wire::{RegistrarId, Transport};
-
-/// The unit of the Registration Life field of a PE parameter.
-///
-/// RFC 5354 §3.10 says seconds; RSPLIB 3.4.4 sends and reads milliseconds (its PEs register with
-/// 90000 for 90 s). Interoperating with RSPLIB PEs needs milliseconds, the default.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum LifeUnit {
-    /// Milliseconds, as RSPLIB (the default).
-    #[default]
-    Milliseconds,
-    /// Seconds, as RFC 5354 §3.10.
-    Seconds,
-}
-
-impl LifeUnit {
-    /// The duration of a Registration Life value; `None` for the infinite life (-1) and other
-    /// negative values.
-    pub fn duration(self, life: i32) -> Option<Duration> {
-        let v = u64::try_from(life).ok()?;
-        Some(match self {
-            Self::Milliseconds => Duration::from_millis(v),
-            Self::Seconds => Duration::from_secs(v),
-        })
-    }
-
-    /// The Registration Life value for a duration (saturating at the largest finite value).
-    pub fn value(self, d: Duration) -> i32 {
-        let v = match self {
-            Self::Milliseconds => d.as_millis(),
-            Self::Seconds => u128::from(d.as_secs()),
-        };
-        i32::try_from(v).unwrap_or(i32::MAX)
-    }
-}
+use crate::wire::{LifeUnit, RegistrarId, Transport};
 
 /// Settings of a [`Registrar`](super::Registrar). `Default` gives RFC 5352 / RSPLIB defaults
 /// with a registrar ID of 0, which [`RegistrarConfig::new`] replaces.

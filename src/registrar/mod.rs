@@ -73,7 +73,7 @@
 mod config;
 pub mod server;
 
-pub use config::{LifeUnit, RegistrarConfig};
+pub use config::RegistrarConfig;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

@@ -49,8 +49,8 @@ pub use enrp::{
 };
 pub use error::{CauseCode, DecodeError, DecodeErrorInfo, DecodeErrorKind, EncodeError};
 pub use param::{
-    ErrorCause, InvalidPoolHandle, MAX_POOL_HANDLE_LEN, OffendingParameter, OperationError,
-    ParamType, PoolElement, PoolElementId, PoolHandle, RegistrarId, SctpTransport,
+    ErrorCause, InvalidPoolHandle, LifeUnit, MAX_POOL_HANDLE_LEN, OffendingParameter,
+    OperationError, ParamType, PoolElement, PoolElementId, PoolHandle, RegistrarId, SctpTransport,
     ServerInformation, Transport, TransportUse, UnrecognizedAction,
 };
 pub use policy::{Policy, PolicyType, PolicyValues, fraction, fraction_to_f64};

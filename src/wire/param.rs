@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use super::codec::{Ctx, Params, Tlv, Writer, be16, be32, missing, once};
 use super::error::{CauseCode, DecodeError, EncodeError};
@@ -503,6 +504,40 @@ fn single_address(
     }
 }
 
+/// The unit of the Registration Life field of a PE parameter.
+///
+/// RFC 5354 §3.10 says seconds; RSPLIB 3.4.4 sends and reads milliseconds (its PEs register with
+/// 90000 for 90 s). Interoperating with RSPLIB PEs needs milliseconds, the default.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum LifeUnit {
+    /// Milliseconds, as RSPLIB (the default).
+    #[default]
+    Milliseconds,
+    /// Seconds, as RFC 5354 §3.10.
+    Seconds,
+}
+
+impl LifeUnit {
+    /// The duration of a Registration Life value; `None` for the infinite life (-1) and other
+    /// negative values.
+    pub fn duration(self, life: i32) -> Option<Duration> {
+        let v = u64::try_from(life).ok()?;
+        Some(match self {
+            Self::Milliseconds => Duration::from_millis(v),
+            Self::Seconds => Duration::from_secs(v),
+        })
+    }
+
+    /// The Registration Life value for a duration (saturating at the largest finite value).
+    pub fn value(self, d: Duration) -> i32 {
+        let v = match self {
+            Self::Milliseconds => d.as_millis(),
+            Self::Seconds => u128::from(d.as_secs()),
+        };
+        i32::try_from(v).unwrap_or(i32::MAX)
+    }
+}
+
 /// A Pool Element parameter (RFC 5354 §3.10): one PE and how to reach it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct PoolElement {
@@ -513,8 +548,8 @@ pub struct PoolElement {
     /// Registration life, as on the wire: a signed 32-bit value, -1 meaning infinite.
     ///
     /// RFC 5354 §3.10 says seconds; RSPLIB 3.4.4 sends and interprets **milliseconds** (its PEs
-    /// send 90000 for 90 s). The codec passes the raw value through; the unit is a setting of the
-    /// registrar and the client (see the README).
+    /// send 90000 for 90 s). The codec passes the raw value through; [`LifeUnit`], a setting of
+    /// the registrar and the client, reads it (see the README).
     pub registration_life: i32,
     /// How pool users reach the PE.
     pub user_transport: Transport,
