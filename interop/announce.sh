@@ -14,7 +14,7 @@ shared=${RSERPOOL_SHARED:-$repo/../shared}
 out=${1:-$(mktemp -d /tmp/rserpool-interop-announce.XXXXXX)}
 mkdir -p "$out"; out=$(cd "$out" && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
-cargo build -q --release -p rserpool --bin rserpool --manifest-path "$repo/Cargo.toml"
+cargo build -q --release -p rserpool-tool --bin rserpool --manifest-path "$repo/Cargo.toml"
 cargo build -q --release -p rserpool-registrar --manifest-path "$repo/Cargo.toml"
 rsp="$target/release/rserpool"
 reg="$target/release/rserpool-registrar"

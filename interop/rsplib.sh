@@ -43,7 +43,7 @@ if [ ! -e "${RSPVM_DIR:-/var/tmp/rsplib-vm}/out/vmlinux" ]; then
   "$vm/build.sh" > "$out/build.log" 2>&1 || { tail -20 "$out/build.log"; exit 2; }
 fi
 if [ -z "${RSERPOOL_BIN_DIR:-}" ]; then
-  cargo build -q --release -p rserpool --bin rserpool --manifest-path "$repo/Cargo.toml"
+  cargo build -q --release -p rserpool-tool --bin rserpool --manifest-path "$repo/Cargo.toml"
   cargo build -q --release -p rserpool-registrar --manifest-path "$repo/Cargo.toml"
 fi
 bin=${RSERPOOL_BIN_DIR:-$target/release}

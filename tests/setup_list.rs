@@ -392,9 +392,11 @@ fn sources() -> Vec<(PathBuf, Lang)> {
         "tests",
         "registrar/tests",
         "sctp/tests",
+        "tool/tests",
         "src",
         "registrar/src",
         "sctp/src",
+        "tool/src",
     ] {
         rust_files(&r.join(dir), &mut rs);
     }

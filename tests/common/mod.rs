@@ -3,11 +3,18 @@
 
 use std::path::PathBuf;
 
-/// The shared reference folder (`../shared` beside the checkout, or `$RSERPOOL_SHARED`).
+/// The shared reference folder (`../shared` beside the checkout, or `$RSERPOOL_SHARED`); found
+/// from the crate of the test, wherever it sits in the checkout.
 pub fn shared_dir() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let beside = manifest
+        .ancestors()
+        .map(|a| a.join("../shared"))
+        .find(|d| d.join("vectors/rsplib-3.4.4/messages.jsonl").is_file());
     let dir = std::env::var_os("RSERPOOL_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+        .or(beside)
+        .unwrap_or_else(|| manifest.join("../shared"));
     assert!(
         dir.join("vectors/rsplib-3.4.4/messages.jsonl").is_file(),
         "the shared reference folder is missing at {} (set RSERPOOL_SHARED)",

@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The `rserpool` tool, built once (it belongs to the main package).
+/// The `rserpool` tool, built once (it belongs to the rserpool-tool package).
 pub fn rserpool_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -19,8 +19,14 @@ pub fn rserpool_bin() -> PathBuf {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
             let mut cmd = Command::new(cargo);
-            cmd.current_dir(&root)
-                .args(["build", "-q", "-p", "rserpool", "--bin", "rserpool"]);
+            cmd.current_dir(&root).args([
+                "build",
+                "-q",
+                "-p",
+                "rserpool-tool",
+                "--bin",
+                "rserpool",
+            ]);
             // Build into the same target directory as this test.
             let target = dir.parent().unwrap();
             cmd.env("CARGO_TARGET_DIR", target);

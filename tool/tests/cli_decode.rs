@@ -1,5 +1,6 @@
 //! `rserpool decode`, as a user runs it.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;
