@@ -16,8 +16,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use rserpool::capture::{LINKTYPE_ETHERNET, PcapWriter, build};
 use rserpool::wire::*;
+use rserpool_proto::capture::{LINKTYPE_ETHERNET, PcapWriter, build};
 
 const PR_A: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const PR_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);

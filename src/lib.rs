@@ -1,27 +1,23 @@
 //! # rserpool
 //!
-//! Reliable Server Pooling (RSerPool, RFC 5351–5356) in Rust.
+//! Reliable Server Pooling (RSerPool, RFC 5351–5356) in Rust: the library that applications use.
+//! It runs the protocol cores of [`rserpool_proto`] (re-exported here) on tokio, over our own
+//! SCTP ([`rserpool_sctp`]).
 //!
-//! * [`wire`]: the ASAP / ENRP codec — every message and parameter of RFC 5352–5354 and every
-//!   policy of RFC 5356, plus what RSPLIB (the reference implementation) puts on the wire.
-//! * [`capture`]: pcap files of ASAP/ENRP traffic (SCTP, SCTP over UDP, UDP): read and write, for
-//!   tools and tests.
-//! * [`handlespace`]: pools and pool elements by pool handle, PE ID, home registrar, association
-//!   and deadline, with the RFC 5353 §3.6.2 checksums: a registrar's state and a pool user's cache.
-//! * [`policy`]: every pool policy of RFC 5356 and RSPLIB's extensions, in one selection engine.
-//! * [`asap`]: the ASAP client side (pool elements and pool users) as a sans-IO state machine.
-//! * [`registrar`]: the registrar's ASAP server side as a sans-IO state machine.
+//! * [`Client`]: the application API of pool elements and pool users (register, update, deregister,
+//!   resolve, report unreachable), a driver of the [`asap`] core.
+//! * [`RegistrarServer`]: a registrar in the process, a driver of the [`registrar`] core.
+//! * [`transport`]: the seam between the drivers and SCTP (endpoints, associations), and
+//!   multicast announces.
+//! * The cores, from `rserpool-proto`: [`wire`] (the ASAP / ENRP codec), [`handlespace`],
+//!   [`policy`], [`asap`] (the ASAP client side) and [`registrar`] (the registrar's ASAP server
+//!   side), each a sans-IO state machine.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub use client::{Client, ClientOptions};
-pub use registrar::server::{RegistrarHandle, RegistrarServer, ServerConfig};
+pub use driver::client::{Client, ClientOptions};
+pub use driver::registrar::{RegistrarHandle, RegistrarServer, ServerConfig};
+pub use rserpool_proto::{asap, handlespace, policy, registrar, wire};
 
-pub mod asap;
-pub mod capture;
-pub mod client;
-pub mod handlespace;
-pub mod policy;
-pub mod registrar;
+pub mod driver;
 pub mod transport;
-pub mod wire;

@@ -10,13 +10,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rserpool::capture::{Ports, extract_messages, read_frames};
 use rserpool::handlespace::{AssociationId, Checksum, Handlespace};
 use rserpool::policy::SelectionRequest;
 use rserpool::wire::{
     AsapMessage, EnrpMessage, Message, Policy, PoolElement, PoolElementId, PoolHandle, RegistrarId,
     SctpTransport, Transport, TransportUse, UpdateAction,
 };
+use rserpool_proto::capture::{Ports, extract_messages, read_frames};
 
 /// RFC 1071 over the concatenated RFC 5353 §3.6.2 blocks: an implementation independent of
 /// `Checksum`, byte by byte as the corpus's build_corpus.py does it.

@@ -394,6 +394,7 @@ fn sources() -> Vec<(PathBuf, Lang)> {
         "sctp/tests",
         "tool/tests",
         "src",
+        "proto/src",
         "registrar/src",
         "sctp/src",
         "tool/src",

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rserpool::capture::{Ports, extract_messages, read_frames};
 use rserpool::wire::*;
+use rserpool_proto::capture::{Ports, extract_messages, read_frames};
 
 /// Runs the sample generator as users do: `cargo run --example wire-samples -- ARGS`.
 fn wire_samples(args: &[&std::ffi::OsStr]) -> std::process::Output {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rserpool::capture::{Ports, extract_messages, read_frames};
+use rserpool_proto::capture::{Ports, extract_messages, read_frames};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(frames) = read_frames(data) {

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ValueEnum;
-use rserpool::capture::{CapturedMessage, Carrier, Ports, extract_messages, read_frames};
-use rserpool::wire::describe::{Describe, Obj, Value};
 use rserpool::wire::{DecodeError, Message, Protocol};
+use rserpool_proto::capture::{CapturedMessage, Carrier, Ports, extract_messages, read_frames};
+use rserpool_proto::wire::describe::{Describe, Obj, Value};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ProtocolArg {

@@ -16,7 +16,7 @@
 //! # Example
 //!
 //! ```
-//! use rserpool::wire::{AsapMessage, HandleResolution, PoolHandle};
+//! use rserpool_proto::wire::{AsapMessage, HandleResolution, PoolHandle};
 //!
 //! let msg = AsapMessage::HandleResolution(HandleResolution {
 //!     subscribe: false,
@@ -30,6 +30,7 @@
 
 mod asap;
 mod codec;
+#[cfg(feature = "describe")]
 pub mod describe;
 mod enrp;
 mod error;

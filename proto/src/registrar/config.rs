@@ -57,7 +57,7 @@ pub struct RegistrarConfig {
     /// Transport parameters of the Server Announce. Empty (the default) means "the announce's
     /// source address and the ASAP port" (RFC 5352 §3.6); RSPLIB reads it as the UDP source
     /// address and port, so a driver sends announces from a socket bound to the ASAP port.
-    /// [`RegistrarServer`](super::server::RegistrarServer) fills it in when it is bound to a
+    /// The `rserpool` crate's `RegistrarServer` fills it in when it is bound to a
     /// specific address, or serves ASAP on another port than 3863.
     pub announce_transports: Vec<Transport>,
     /// Put the PE Identifier into Endpoint Keep-Alives as RSPLIB does. Not in RFC 5352; without

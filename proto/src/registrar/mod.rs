@@ -37,9 +37,9 @@
 //! ```
 //! use std::net::Ipv4Addr;
 //! use std::time::Instant;
-//! use rserpool::handlespace::AssociationId;
-//! use rserpool::registrar::{Output, PeerInfo, Registrar, RegistrarConfig};
-//! use rserpool::wire::*;
+//! use rserpool_proto::handlespace::AssociationId;
+//! use rserpool_proto::registrar::{Output, PeerInfo, Registrar, RegistrarConfig};
+//! use rserpool_proto::wire::*;
 //!
 //! let now = Instant::now();
 //! let mut pr = Registrar::new(RegistrarConfig::new(RegistrarId(7)), 1, now);
@@ -71,7 +71,6 @@
 //! ```
 
 mod config;
-pub mod server;
 
 pub use config::RegistrarConfig;
 

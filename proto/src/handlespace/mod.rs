@@ -35,9 +35,9 @@
 //! ```
 //! use std::net::Ipv4Addr;
 //! use rand::{SeedableRng, rngs::StdRng};
-//! use rserpool::handlespace::Handlespace;
-//! use rserpool::policy::SelectionRequest;
-//! use rserpool::wire::*;
+//! use rserpool_proto::handlespace::Handlespace;
+//! use rserpool_proto::policy::SelectionRequest;
+//! use rserpool_proto::wire::*;
 //!
 //! let mut hs = Handlespace::new();
 //! let pool = PoolHandle::try_from("EchoPool").unwrap();

@@ -2,8 +2,8 @@
 //! messages in them (SCTP, SCTP over UDP per RFC 6951, UDP), and write pcap.
 //!
 //! ```no_run
-//! use rserpool::capture::{Ports, extract_messages, read_frames};
-//! use rserpool::wire::Message;
+//! use rserpool_proto::capture::{Ports, extract_messages, read_frames};
+//! use rserpool_proto::wire::Message;
 //!
 //! let bytes = std::fs::read("capture.pcap").unwrap();
 //! for m in extract_messages(&read_frames(&bytes).unwrap(), &Ports::default()) {

@@ -64,8 +64,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::{Output, PeerInfo, Registrar, RegistrarConfig, RegistrarStats};
 use crate::handlespace::AssociationId;
+use crate::registrar::{Output, PeerInfo, Registrar, RegistrarConfig, RegistrarStats};
 use crate::transport::{self, Association, Endpoint, TransportConfig, announce};
 use crate::wire::{
     PPID_ASAP, PoolElement, PoolHandle, RegistrarId, SctpTransport, Transport, TransportUse,

@@ -1,0 +1,10 @@
+//! The tokio drivers of the sans-IO cores: each owns a core, feeds it what arrives on its
+//! associations and timers, and carries out what it asks (send, connect, close, wake up later).
+//!
+//! * [`client`]: [`Client`](crate::Client), the application API, driving the ASAP client core
+//!   ([`asap`](crate::asap)).
+//! * [`registrar`]: [`RegistrarServer`](crate::RegistrarServer), driving the registrar core
+//!   ([`registrar`](crate::registrar)).
+
+pub mod client;
+pub mod registrar;
