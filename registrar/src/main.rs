@@ -302,7 +302,7 @@ fn build(o: &Opts) -> Result<ServerConfig, String> {
     if let Some(n) = o.distance_step {
         r.distance_step_ms = n;
     }
-    r.validate()?;
+    r.validate().map_err(|e| e.to_string())?;
     if let Some(s) = &o.enrp_announce {
         parse_group(s, SocketAddr::new(IpAddr::from([239, 0, 0, 51]), ENRP_PORT))?;
     }

@@ -59,9 +59,23 @@ impl Default for ClientConfig {
     }
 }
 
+/// A setting of a [`ClientConfig`] that cannot work.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum ClientConfigError {
+    /// A timer (named as in RFC 5352 §7) is zero.
+    #[error("{0} must be positive")]
+    ZeroTimer(&'static str),
+    /// `max_parallel_hunt` is not 1, 2 or 3.
+    #[error("a server hunt tries 1 to 3 registrars at once (RFC 5352 §3.6), not {0}")]
+    ParallelHunt(usize),
+    /// `max_pending_requests` is zero.
+    #[error("the request queue must hold at least one request")]
+    NoRequestQueue,
+}
+
 impl ClientConfig {
     /// Checks the settings; the error says which one is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ClientConfigError> {
         for (name, d) in [
             ("T1-ENRPrequest", self.t1_enrp_request),
             ("T2-registration", self.t2_registration),
@@ -71,14 +85,14 @@ impl ClientConfig {
             ("T7-ENRPoutdate", self.t7_enrp_outdate),
         ] {
             if d.is_zero() {
-                return Err(format!("{name} must be positive"));
+                return Err(ClientConfigError::ZeroTimer(name));
             }
         }
         if !(1..=3).contains(&self.max_parallel_hunt) {
-            return Err("a server hunt tries 1 to 3 registrars at once (RFC 5352 §3.6)".into());
+            return Err(ClientConfigError::ParallelHunt(self.max_parallel_hunt));
         }
         if self.max_pending_requests == 0 {
-            return Err("the request queue must hold at least one request".into());
+            return Err(ClientConfigError::NoRequestQueue);
         }
         Ok(())
     }

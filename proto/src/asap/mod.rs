@@ -28,7 +28,7 @@
 
 mod config;
 
-pub use config::ClientConfig;
+pub use config::{ClientConfig, ClientConfigError};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -75,12 +75,26 @@ pub enum ClientError {
     /// The PE is not registered through this client.
     #[error("no such pool element registered here")]
     UnknownPoolElement,
-    /// The request is invalid (the text says why).
+    /// The request is invalid.
     #[error("invalid request: {0}")]
-    Invalid(String),
+    Invalid(InvalidRequest),
     /// The client was stopped.
     #[error("the ASAP client stopped")]
     Stopped,
+}
+
+/// Why a request cannot be made.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum InvalidRequest {
+    /// A pool element's re-registration interval is zero.
+    #[error("the re-registration interval must be positive")]
+    ZeroReregistrationInterval,
+    /// PE identifier 0 was asked for (random identifiers are 1 to 0xfffffffe).
+    #[error("PE identifier 0")]
+    ZeroPeId,
+    /// The message cannot be encoded (a parameter over 65535 bytes).
+    #[error(transparent)]
+    Encode(#[from] crate::wire::EncodeError),
 }
 
 fn cause_text(e: &OperationError) -> String {
@@ -448,7 +462,7 @@ impl AsapClient {
         if spec.reregistration_interval.is_zero() {
             self.fail_now(
                 rid,
-                ClientError::Invalid("the re-registration interval must be positive".into()),
+                ClientError::Invalid(InvalidRequest::ZeroReregistrationInterval),
             );
             return rid;
         }
@@ -456,7 +470,7 @@ impl AsapClient {
             .pe_id
             .unwrap_or_else(|| PoolElementId(self.rng.random_range(1..=0xffff_fffe)));
         if id.0 == 0 {
-            self.fail_now(rid, ClientError::Invalid("PE identifier 0".into()));
+            self.fail_now(rid, ClientError::Invalid(InvalidRequest::ZeroPeId));
             return rid;
         }
         let key = (spec.pool_handle.clone(), id);
@@ -937,7 +951,7 @@ impl AsapClient {
         }
         let message = match msg.to_bytes() {
             Ok(b) => Bytes::from(b),
-            Err(e) => return self.fail_now(rid, ClientError::Invalid(e.to_string())),
+            Err(e) => return self.fail_now(rid, ClientError::Invalid(e.into())),
         };
         let deadline = now + timer;
         self.requests.insert(

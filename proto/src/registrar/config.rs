@@ -5,6 +5,26 @@ use std::time::Duration;
 
 use crate::wire::{LifeUnit, RegistrarId, Transport};
 
+/// A setting of a [`RegistrarConfig`] that cannot work.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum RegistrarConfigError {
+    /// The registrar ID is 0 (RFC 5353 §3.1: 0 is no registrar).
+    #[error("the registrar ID must not be 0")]
+    ZeroId,
+    /// A count or limit is zero.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    /// An interval is zero.
+    #[error("{0} must be positive")]
+    ZeroInterval(&'static str),
+    /// The keep-alive jitter is over 90 %.
+    #[error("the keep-alive jitter must be at most 90 %, not {0} %")]
+    Jitter(u8),
+    /// The distance step of the DPF policies is zero.
+    #[error("the distance step must be at least 1 ms")]
+    ZeroDistanceStep,
+}
+
 /// Settings of a [`Registrar`](super::Registrar). `Default` gives RFC 5352 / RSPLIB defaults
 /// with a registrar ID of 0, which [`RegistrarConfig::new`] replaces.
 #[derive(Clone, Debug)]
@@ -103,36 +123,50 @@ impl RegistrarConfig {
     }
 
     /// Checks the settings; the error says which one is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RegistrarConfigError> {
+        use RegistrarConfigError as E;
         if self.id.0 == 0 {
-            return Err("the registrar ID must not be 0".into());
+            return Err(E::ZeroId);
         }
-        if self.max_handle_resolution_items == 0 {
-            return Err("max handle resolution items must be at least 1".into());
+        for (what, n) in [
+            (
+                "max handle resolution items",
+                u64::from(self.max_handle_resolution_items),
+            ),
+            (
+                "the handle resolution items limit",
+                u64::from(self.handle_resolution_items_limit),
+            ),
+            ("max bad PE reports", u64::from(self.max_bad_pe_reports)),
+            (
+                "the maximum pool handle length",
+                self.max_pool_handle_length as u64,
+            ),
+        ] {
+            if n == 0 {
+                return Err(E::Zero(what));
+            }
         }
-        if self.handle_resolution_items_limit == 0 {
-            return Err("the handle resolution items limit must be at least 1".into());
-        }
-        if self.keep_alive_transmission_interval.is_zero() {
-            return Err("the keep-alive transmission interval must be positive".into());
-        }
-        if self.keep_alive_timeout_interval.is_zero() {
-            return Err("the keep-alive timeout interval must be positive".into());
+        for (what, d) in [
+            (
+                "the keep-alive transmission interval",
+                Some(self.keep_alive_transmission_interval),
+            ),
+            (
+                "the keep-alive timeout interval",
+                Some(self.keep_alive_timeout_interval),
+            ),
+            ("the server announce cycle", self.server_announce_cycle),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(E::ZeroInterval(what));
+            }
         }
         if self.keep_alive_jitter_percent > 90 {
-            return Err("the keep-alive jitter must be at most 90 %".into());
-        }
-        if self.max_bad_pe_reports == 0 {
-            return Err("max bad PE reports must be at least 1".into());
-        }
-        if self.max_pool_handle_length == 0 {
-            return Err("the maximum pool handle length must be at least 1".into());
-        }
-        if self.server_announce_cycle.is_some_and(|d| d.is_zero()) {
-            return Err("the server announce cycle must be positive".into());
+            return Err(E::Jitter(self.keep_alive_jitter_percent));
         }
         if self.distance_step_ms == 0 {
-            return Err("the distance step must be at least 1 ms".into());
+            return Err(E::ZeroDistanceStep);
         }
         Ok(())
     }

@@ -72,7 +72,7 @@
 
 mod config;
 
-pub use config::RegistrarConfig;
+pub use config::{RegistrarConfig, RegistrarConfigError};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

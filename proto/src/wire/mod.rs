@@ -54,7 +54,7 @@ pub use param::{
     OperationError, ParamType, PoolElement, PoolElementId, PoolHandle, RegistrarId, SctpTransport,
     ServerInformation, Transport, TransportUse, UnrecognizedAction,
 };
-pub use policy::{Policy, PolicyType, PolicyValues, fraction, fraction_to_f64};
+pub use policy::{Policy, PolicySpecError, PolicyType, PolicyValues, fraction, fraction_to_f64};
 
 /// SCTP payload protocol identifier of ASAP (IANA).
 pub const PPID_ASAP: u32 = 11;

@@ -317,6 +317,54 @@ pub enum Policy {
     },
 }
 
+fn too_many_text(policy: PolicyType, takes: &[String], given: usize) -> String {
+    let name = policy.name().unwrap_or("the policy");
+    match takes.len() {
+        0 => format!("{name} takes no values, {given} given"),
+        n => format!(
+            "{name} takes {n} value(s) ({}), {given} given",
+            takes.join(", ")
+        ),
+    }
+}
+
+/// Why a policy spec ([`Policy::from_spec`]) is not one.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum PolicySpecError {
+    /// No policy has this name or short form.
+    #[error("unknown policy {0:?}")]
+    UnknownPolicy(String),
+    /// More values than the policy takes.
+    #[error("{}", too_many_text(*.policy, .takes, *.given))]
+    TooManyValues {
+        /// The policy.
+        policy: PolicyType,
+        /// The names of the values it takes.
+        takes: Vec<String>,
+        /// How many were given.
+        given: usize,
+    },
+    /// A weight or priority that is not a whole number.
+    #[error("{name} {text:?} is not a whole number")]
+    NotWholeNumber {
+        /// The value's name.
+        name: &'static str,
+        /// What was given.
+        text: String,
+    },
+    /// A load, degradation or DPF that is not a fraction between 0 and 1.
+    #[error("{name} {text:?} is not a fraction between 0 and 1")]
+    NotFraction {
+        /// The value's name.
+        name: &'static str,
+        /// What was given.
+        text: String,
+    },
+    /// The policy type has no value layout this crate knows.
+    #[error("{0:?} has no known values")]
+    NoValues(PolicyType),
+}
+
 impl Policy {
     /// The policy's type number.
     pub fn policy_type(&self) -> PolicyType {
@@ -417,7 +465,7 @@ impl Policy {
     /// weights and priorities as integers, loads, degradations and DPFs as fractions 0…1 —
     /// e.g. `LeastUsedDegradation:0.2:0.05`, `wrand:3`. Missing values are 0 (weights 1); the
     /// distance of DPF policies is left to the registrar.
-    pub fn from_spec(spec: &str) -> Result<Self, String> {
+    pub fn from_spec(spec: &str) -> Result<Self, PolicySpecError> {
         let mut parts = spec.split(':');
         let name = parts.next().unwrap_or_default();
         let t = match name.to_ascii_lowercase().as_str() {
@@ -430,20 +478,20 @@ impl Policy {
             "lud" => PolicyType::LEAST_USED_DEGRADATION,
             "plu" => PolicyType::PRIORITY_LEAST_USED,
             "rlu" => PolicyType::RANDOMIZED_LEAST_USED,
-            _ => PolicyType::from_name(name).ok_or_else(|| format!("unknown policy {name:?}"))?,
+            _ => PolicyType::from_name(name)
+                .ok_or_else(|| PolicySpecError::UnknownPolicy(name.to_string()))?,
         };
         let n = t.value_count().unwrap_or(0);
-        let template = Self::from_values(t, &[0; 4][..n]).ok_or("policy without values")?;
+        let template = Self::from_values(t, &[0; 4][..n]).ok_or(PolicySpecError::NoValues(t))?;
         let names = template.value_names();
         let given: Vec<&str> = parts.collect();
         let settable = names.iter().filter(|&&v| v != "distance").count();
         if given.len() > settable {
-            return Err(format!(
-                "{} takes {settable} value(s) ({}), {} given",
-                t.name().unwrap_or("the policy"),
-                names[..settable].join(", "),
-                given.len()
-            ));
+            return Err(PolicySpecError::TooManyValues {
+                policy: t,
+                takes: names[..settable].iter().map(|s| s.to_string()).collect(),
+                given: given.len(),
+            });
         }
         let mut v = [0u32; 4];
         for (i, &vn) in names.iter().enumerate() {
@@ -452,21 +500,27 @@ impl Policy {
                 ("distance", _) => 0,
                 ("weight", None) => 1,
                 (_, None) => 0,
-                ("weight" | "priority", Some(x)) => x
-                    .parse::<u32>()
-                    .map_err(|_| format!("{vn} {x:?} is not a whole number"))?,
+                ("weight" | "priority", Some(x)) => {
+                    x.parse::<u32>()
+                        .map_err(|_| PolicySpecError::NotWholeNumber {
+                            name: vn,
+                            text: x.to_string(),
+                        })?
+                }
                 (_, Some(x)) => {
-                    let f: f64 = x
-                        .parse()
-                        .map_err(|_| format!("{vn} {x:?} is not a number"))?;
+                    let bad = || PolicySpecError::NotFraction {
+                        name: vn,
+                        text: x.to_string(),
+                    };
+                    let f: f64 = x.parse().map_err(|_| bad())?;
                     if !(0.0..=1.0).contains(&f) {
-                        return Err(format!("{vn} {x} is not a fraction between 0 and 1"));
+                        return Err(bad());
                     }
                     fraction(f)
                 }
             };
         }
-        Self::from_values(t, &v[..n]).ok_or_else(|| "invalid policy values".into())
+        Self::from_values(t, &v[..n]).ok_or(PolicySpecError::NoValues(t))
     }
 
     /// Sets the load of a load-based policy (a wire fraction); `false`, changing nothing, for
@@ -653,26 +707,38 @@ mod tests {
                 distance: 0
             })
         );
-        assert!(
-            Policy::from_spec("Fastest")
-                .unwrap_err()
-                .contains("unknown policy")
+        use PolicySpecError as E;
+        assert_eq!(
+            Policy::from_spec("Fastest"),
+            Err(E::UnknownPolicy("Fastest".into()))
         );
-        assert!(
-            Policy::from_spec("lu:1.5")
-                .unwrap_err()
-                .contains("fraction")
+        assert_eq!(
+            Policy::from_spec("lu:1.5"),
+            Err(E::NotFraction {
+                name: "load",
+                text: "1.5".into()
+            })
         );
-        assert!(
-            Policy::from_spec("wrand:x")
-                .unwrap_err()
-                .contains("whole number")
+        assert_eq!(
+            Policy::from_spec("wrand:x"),
+            Err(E::NotWholeNumber {
+                name: "weight",
+                text: "x".into()
+            })
         );
-        assert!(Policy::from_spec("rr:1").unwrap_err().contains("takes 0"));
-        assert!(
+        assert_eq!(
+            Policy::from_spec("rr:1").unwrap_err().to_string(),
+            "RoundRobin takes no values, 1 given"
+        );
+        assert_eq!(
             Policy::from_spec("LeastUsedDPF:0:0:5")
                 .unwrap_err()
-                .contains("takes 2")
+                .to_string(),
+            "LeastUsedDPF takes 2 value(s) (load, load_dpf), 3 given"
+        );
+        assert_eq!(
+            Policy::from_spec("lu:1.5").unwrap_err().to_string(),
+            "load \"1.5\" is not a fraction between 0 and 1"
         );
     }
 
