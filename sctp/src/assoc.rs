@@ -100,6 +100,9 @@ pub enum Event {
     Lost(LostReason),
     /// Messages that were never delivered (acknowledged) when the association ended.
     SendFailed(Vec<Message>),
+    /// A message whose lifetime ran out before its first transmission: it was not sent and
+    /// never will be (RFC 9260 §11.1.5, SEND's "life time").
+    Expired(Message),
     /// A destination address changed state (NETWORK STATUS CHANGE).
     PathChanged {
         /// The peer address.
@@ -160,15 +163,19 @@ fn chunk_size(payload: usize) -> usize {
     (DATA_HEADER_LEN + payload + 3) & !3
 }
 
-/// A fragment waiting for its first transmission.
+/// A fragment waiting for its first transmission. Its TSN and, for an ordered message, its
+/// stream sequence number are assigned when it is first sent, so that a message whose lifetime
+/// ends before then can be dropped without a gap in either (RFC 9260 §11.1.5, implementation
+/// note).
 struct Pending {
     stream: u16,
-    ssn: u16,
     ppid: u32,
     unordered: bool,
     begin: bool,
     end: bool,
     payload: Bytes,
+    /// The message is not sent after this (its first fragment, once sent, commits it).
+    expires: Option<Instant>,
 }
 
 /// A DATA chunk sent and not yet cumulatively acknowledged.
@@ -256,6 +263,8 @@ pub(crate) struct Association {
     /// The peer's cumulative TSN ack point (of our TSNs).
     cum_acked: u32,
     out_ssn: Vec<u16>,
+    /// The SSN of the ordered message whose fragments are being sent.
+    cur_ssn: u16,
     queue: VecDeque<Pending>,
     /// Bytes of queued fragments plus unacknowledged chunks (the send buffer in use).
     buffered: usize,
@@ -325,6 +334,7 @@ impl Association {
             next_tsn: 0,
             cum_acked: 0,
             out_ssn: Vec::new(),
+            cur_ssn: 0,
             queue: VecDeque::new(),
             buffered: 0,
             inflight: VecDeque::new(),
@@ -1055,12 +1065,15 @@ impl Association {
     // ------------------------------------------------------------------------------------
     // User calls.
 
-    pub fn send(
+    /// Queues a message; if no part of it has been sent by `expires`, it is dropped and reported
+    /// as [`Event::Expired`].
+    pub fn send_expiring(
         &mut self,
         stream: u16,
         ppid: u32,
         unordered: bool,
         data: Bytes,
+        expires: Option<Instant>,
     ) -> Result<(), SendError> {
         // Streams are negotiated in the handshake, so messages wait for ESTABLISHED.
         if self.state != State::Established {
@@ -1079,14 +1092,6 @@ impl Association {
             self.want_writable = true;
             return Err(SendError::WouldBlock);
         }
-        let ssn = if unordered {
-            0
-        } else {
-            let s = &mut self.out_ssn[usize::from(stream)];
-            let v = *s;
-            *s = s.wrapping_add(1);
-            v
-        };
         let frag = self
             .paths
             .iter()
@@ -1098,18 +1103,26 @@ impl Association {
             let part = data.slice(k * frag..((k + 1) * frag).min(data.len()));
             self.queue.push_back(Pending {
                 stream,
-                ssn,
                 ppid,
                 unordered,
                 begin: k == 0,
                 end: k + 1 == n,
                 payload: part,
+                expires,
             });
         }
         self.buffered += data.len();
         // A new message is an event that may start a burst (RFC 9260 §6.1 D).
         self.grant_burst();
         Ok(())
+    }
+
+    /// Bytes that [`send`](Self::send) accepts now without `WouldBlock` (0 unless established).
+    pub fn send_capacity(&self) -> usize {
+        if self.state != State::Established {
+            return 0;
+        }
+        self.cfg.send_buffer.saturating_sub(self.buffered)
     }
 
     pub fn recv(&mut self) -> Option<Message> {
@@ -1714,6 +1727,10 @@ impl Association {
         }
         // New data (§6.1 A, B).
         while let Some(next) = self.queue.front() {
+            if next.begin && next.expires.is_some_and(|e| e <= now) {
+                self.expire_front();
+                continue;
+            }
             let cs = chunk_size(next.payload.len());
             if *size + cs > max {
                 break;
@@ -1739,13 +1756,23 @@ impl Association {
                 }
             }
             let n = self.queue.pop_front().expect("front exists");
+            let ssn = if n.unordered {
+                0
+            } else {
+                if n.begin {
+                    let s = &mut self.out_ssn[usize::from(n.stream)];
+                    self.cur_ssn = *s;
+                    *s = s.wrapping_add(1);
+                }
+                self.cur_ssn
+            };
             let tsn = self.next_tsn;
             self.next_tsn = self.next_tsn.wrapping_add(1);
             let shutting_down = self.state == State::ShutdownPending && self.queue.is_empty();
             let data = DataChunk {
                 tsn,
                 stream: n.stream,
-                ssn: n.ssn,
+                ssn,
                 ppid: n.ppid,
                 unordered: n.unordered,
                 begin: n.begin,
@@ -1783,6 +1810,28 @@ impl Association {
                 self.schedule_heartbeat(path, now);
             }
         }
+    }
+
+    /// Drops the message at the front of the queue, none of it sent yet, and reports it.
+    fn expire_front(&mut self) {
+        let first = self.queue.pop_front().expect("front exists");
+        let mut data = first.payload.to_vec();
+        let mut end = first.end;
+        while !end {
+            let Some(f) = self.queue.pop_front() else {
+                break;
+            };
+            data.extend_from_slice(&f.payload);
+            end = f.end;
+        }
+        self.buffered -= data.len();
+        self.check_writable();
+        self.events.push_back(Event::Expired(Message {
+            stream: first.stream,
+            ppid: first.ppid,
+            unordered: first.unordered,
+            data: data.into(),
+        }));
     }
 
     fn finish(&mut self, path: usize, vtag: u32, chunks: Vec<Chunk>) -> Transmit {

@@ -73,6 +73,21 @@ pub enum ConnectFailed {
     LocalPort(ListenError),
 }
 
+/// How a message is sent: its stream, PPID, ordering and lifetime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// The stream (0 up to the negotiated number of outbound streams).
+    pub stream: u16,
+    /// The payload protocol identifier.
+    pub ppid: u32,
+    /// Deliver it as soon as it arrives, outside the stream's order.
+    pub unordered: bool,
+    /// If no part of the message has been sent this long after the call, it is dropped and
+    /// reported as [`Event::Expired`] (RFC 9260 §11.1.5). `None`: no
+    /// limit.
+    pub lifetime: Option<std::time::Duration>,
+}
+
 /// Non-data events of an association, as its [`Association::events`] yields them.
 pub type AssociationEvent = Event;
 
@@ -694,6 +709,19 @@ impl Association {
         unordered: bool,
         data: Bytes,
     ) -> Result<(), SendError> {
+        let opts = SendOptions {
+            stream,
+            ppid,
+            unordered,
+            lifetime: None,
+        };
+        self.send_message(opts, data).await
+    }
+
+    /// Sends a message as `opts` say; waits while the send buffer is full (the lifetime runs
+    /// from this call).
+    pub async fn send_message(&self, opts: SendOptions, data: Bytes) -> Result<(), SendError> {
+        let expires = opts.lifetime.map(|l| Instant::now() + l);
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -703,7 +731,14 @@ impl Association {
                 if self.closed(&st).is_some() {
                     return Err(SendError::NotEstablished);
                 }
-                match st.ep.send(self.id, stream, ppid, unordered, data.clone()) {
+                match st.ep.send_expiring(
+                    self.id,
+                    opts.stream,
+                    opts.ppid,
+                    opts.unordered,
+                    data.clone(),
+                    expires,
+                ) {
                     Ok(()) => {
                         self.shared.kick(st);
                         return Ok(());
@@ -724,10 +759,61 @@ impl Association {
         unordered: bool,
         data: Bytes,
     ) -> Result<(), SendError> {
+        let opts = SendOptions {
+            stream,
+            ppid,
+            unordered,
+            lifetime: None,
+        };
+        self.try_send_message(opts, data)
+    }
+
+    /// Tries to queue a message as `opts` say, without waiting.
+    pub fn try_send_message(&self, opts: SendOptions, data: Bytes) -> Result<(), SendError> {
+        let expires = opts.lifetime.map(|l| Instant::now() + l);
         let mut st = self.shared.lock();
-        st.ep.send(self.id, stream, ppid, unordered, data)?;
+        st.ep.send_expiring(
+            self.id,
+            opts.stream,
+            opts.ppid,
+            opts.unordered,
+            data,
+            expires,
+        )?;
         self.shared.kick(st);
         Ok(())
+    }
+
+    /// Whether [`recv`](Self::recv) would return a message at once.
+    pub fn readable(&self) -> bool {
+        self.shared.lock().ep.readable(self.id)
+    }
+
+    /// Bytes of send buffer free now: a message of up to that size is queued without waiting
+    /// (0 when the association is not established).
+    pub fn send_capacity(&self) -> usize {
+        let st = self.shared.lock();
+        if self.closed(&st).is_some() {
+            return 0;
+        }
+        st.ep.send_capacity(self.id)
+    }
+
+    /// Waits until a message is waiting or the association has ended, without taking it:
+    /// [`recv`](Self::recv) then returns at once.
+    pub async fn wait_readable(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.shared.lock();
+                if st.ep.readable(self.id) || self.closed(&st).is_some() {
+                    return;
+                }
+            }
+            notified.await;
+        }
     }
 
     /// The next message. After a graceful shutdown or a loss, the messages received before it

@@ -845,13 +845,38 @@ impl Endpoint {
         unordered: bool,
         data: Bytes,
     ) -> Result<(), SendError> {
+        self.send_expiring(id, stream, ppid, unordered, data, None)
+    }
+
+    /// As [`send`](Self::send), with a lifetime: if no part of the message has been sent by
+    /// `expires`, it is dropped and reported as [`Event::Expired`](crate::Event::Expired).
+    pub fn send_expiring(
+        &mut self,
+        id: AssocId,
+        stream: u16,
+        ppid: u32,
+        unordered: bool,
+        data: Bytes,
+        expires: Option<Instant>,
+    ) -> Result<(), SendError> {
         let slot = self
             .slots
             .get_mut(&id)
             .ok_or(SendError::UnknownAssociation)?;
-        slot.assoc.send(stream, ppid, unordered, data)?;
+        slot.assoc
+            .send_expiring(stream, ppid, unordered, data, expires)?;
         self.update(id);
         Ok(())
+    }
+
+    /// Whether [`recv`](Self::recv) would return a message of the association.
+    pub fn readable(&self, id: AssocId) -> bool {
+        self.slots.get(&id).is_some_and(|s| s.assoc.readable())
+    }
+
+    /// Bytes that [`send`](Self::send) accepts now on the association without `WouldBlock`.
+    pub fn send_capacity(&self, id: AssocId) -> usize {
+        self.slots.get(&id).map_or(0, |s| s.assoc.send_capacity())
     }
 
     /// The next received message of an association.

@@ -64,6 +64,6 @@ pub use path::{PathInfo, PathState};
 pub use recv::Message;
 
 #[cfg(feature = "tokio")]
-pub use driver::{Association, Closed, ConnectFailed, Listener, SctpEndpoint};
+pub use driver::{Association, Closed, ConnectFailed, Listener, SctpEndpoint, SendOptions};
 #[cfg(feature = "tokio")]
 pub use mux::{Holder, ListenError, ShareConfig, ShareState, ShareStats};

@@ -605,3 +605,78 @@ fn a_heartbeat_due_while_one_is_pending_is_rescheduled() {
         net.run_for(Duration::from_secs(60));
     }
 }
+
+/// RFC 9260 §11.1.5: a message whose lifetime ends before any of it is sent is not sent, and is
+/// reported; the ordered messages after it on the same stream still arrive, in order (its
+/// stream sequence number was never used), and a message already being sent is not dropped.
+#[test]
+fn a_message_whose_lifetime_ends_unsent_is_dropped_and_reported() {
+    let mut net = Net::new(11);
+    let mut cfg = EndpointConfig::default();
+    cfg.association.receive_window = 16 * 1024;
+    let (c, _) = pair(&mut net, cfg);
+    // The receiver stops reading: its window closes with what is in flight, and the rest waits
+    // in the sender's queue.
+    net.hosts[1].paused = true;
+    let lifetime = Some(net.now + Duration::from_millis(500));
+    let mut sent = vec![];
+    for i in 0..40 {
+        // Every third message may wait at most 500 ms; the others have no limit.
+        let expires = if i % 3 == 1 { lifetime } else { None };
+        net.hosts[0]
+            .ep
+            .send_expiring(c, 0, 11, false, body(i, 1000), expires)
+            .unwrap();
+        sent.push((i, expires.is_some()));
+        if i == 0 {
+            net.run_for(Duration::from_millis(100));
+        }
+    }
+    net.run_for(Duration::from_secs(2));
+    net.hosts[1].paused = false;
+    let expired: Vec<Bytes> = {
+        let ok = net.run_until(Duration::from_secs(30), |n| {
+            let got = n.hosts[1].received.len();
+            let dropped = n.hosts[0]
+                .events
+                .iter()
+                .filter(|e| matches!(e.2, Event::Expired(_)))
+                .count();
+            got + dropped == sent.len()
+        });
+        assert!(ok, "every message either arrives or is reported expired");
+        net.hosts[0]
+            .events
+            .iter()
+            .filter_map(|e| match &e.2 {
+                Event::Expired(m) => Some(m.data.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let got: Vec<Bytes> = net.hosts[1]
+        .received
+        .iter()
+        .map(|(_, m)| m.data.clone())
+        .collect();
+    // Those sent before the window closed were delivered although they had a lifetime; some
+    // of the others were dropped, none of those without a lifetime.
+    assert!(!expired.is_empty(), "nothing expired");
+    for d in &expired {
+        let i = sent.iter().position(|(i, _)| body(*i, 1000) == *d).unwrap();
+        assert!(sent[i].1, "message {i} had no lifetime but expired");
+        assert!(!got.contains(d), "message {i} expired and arrived");
+    }
+    assert!(got.contains(&body(1, 1000)), "message 1 was in flight");
+    // The rest arrived in the order sent: no gap in the stream's sequence numbers.
+    let order: Vec<usize> = got
+        .iter()
+        .map(|d| sent.iter().position(|(i, _)| body(*i, 1000) == *d).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    assert_eq!(got.len() + expired.len(), sent.len());
+    // The sender's buffer is free again once the last SACK is in.
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        n.hosts[0].ep.association(c).unwrap().send_buffered == 0
+    }));
+}
