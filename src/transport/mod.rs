@@ -25,7 +25,40 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rserpool_sctp::{AssociationConfig, EndpointConfig, SctpEndpoint};
 
-pub use rserpool_sctp::Closed;
+pub use rserpool_sctp::{Closed, Message, SendOptions};
+
+/// Why a message was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The send buffer is full ([`Association::try_send_message`] only; `send_message` waits).
+    #[error("send buffer full")]
+    WouldBlock,
+    /// The association is not established (any more): it is shutting down, lost or closed.
+    #[error("association closed")]
+    Closed,
+    /// The stream is not one of the association's outbound streams.
+    #[error("stream {0} does not exist on this association")]
+    InvalidStream(u16),
+    /// Messages must have at least one byte.
+    #[error("empty message")]
+    Empty,
+    /// The message is larger than the send buffer.
+    #[error("message of {0} bytes exceeds the send buffer")]
+    TooLarge(usize),
+}
+
+impl From<rserpool_sctp::SendError> for SendError {
+    fn from(e: rserpool_sctp::SendError) -> Self {
+        use rserpool_sctp::SendError as S;
+        match e {
+            S::WouldBlock => Self::WouldBlock,
+            S::NotEstablished | S::UnknownAssociation => Self::Closed,
+            S::InvalidStream(s) => Self::InvalidStream(s),
+            S::Empty => Self::Empty,
+            S::TooLarge(n) => Self::TooLarge(n),
+        }
+    }
+}
 
 /// RFC 6951's well-known UDP encapsulation port.
 pub const SCTP_UDP_PORT: u16 = crate::wire::SCTP_UDP_PORT;
@@ -201,12 +234,40 @@ pub struct Peer {
 pub struct Association(rserpool_sctp::Association);
 
 impl Association {
-    /// Sends a message; waits while the send buffer is full.
-    pub async fn send(&self, ppid: u32, data: Bytes) -> Result<(), Closed> {
-        self.0
-            .send(0, ppid, data)
-            .await
-            .map_err(|_| Closed::EndpointClosed)
+    /// Sends a message as `opts` say (stream, PPID, unordered, lifetime); waits while the send
+    /// buffer is full.
+    pub async fn send_message(&self, opts: SendOptions, data: Bytes) -> Result<(), SendError> {
+        Ok(self.0.send_message(opts, data).await?)
+    }
+
+    /// Queues a message as `opts` say without waiting.
+    pub fn try_send_message(&self, opts: SendOptions, data: Bytes) -> Result<(), SendError> {
+        Ok(self.0.try_send_message(opts, data)?)
+    }
+
+    /// The next message with its stream, PPID and ordering, or why the association ended.
+    pub async fn recv_message(&self) -> Result<Message, Closed> {
+        self.0.recv().await
+    }
+
+    /// Whether [`recv_message`](Self::recv_message) would return at once with a message.
+    pub fn readable(&self) -> bool {
+        self.0.readable()
+    }
+
+    /// Bytes of send buffer free now (0 once the association is not established).
+    pub fn send_capacity(&self) -> usize {
+        self.0.send_capacity()
+    }
+
+    /// Waits until a message is waiting or the association has ended.
+    pub async fn wait_readable(&self) {
+        self.0.wait_readable().await
+    }
+
+    /// Sends a message on stream 0, ordered; waits while the send buffer is full.
+    pub async fn send(&self, ppid: u32, data: Bytes) -> Result<(), SendError> {
+        Ok(self.0.send(0, ppid, data).await?)
     }
 
     /// Queues a message without waiting; `false` if the association is gone or its send
