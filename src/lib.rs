@@ -10,14 +10,15 @@
 //! * [`transport`]: the seam between the drivers and SCTP (endpoints, associations), and
 //!   multicast announces.
 //! * The cores, from `rserpool-proto`: [`wire`] (the ASAP / ENRP codec), [`handlespace`],
-//!   [`policy`], [`asap`] (the ASAP client side) and [`registrar`] (the registrar's ASAP server
+//!   [`policy`], [`asap`] (the ASAP client side), [`session`] (the session layer) and
+//!   [`registrar`] (the registrar's ASAP server
 //!   side), each a sans-IO state machine.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub use driver::client::{Client, ClientOptions};
 pub use driver::registrar::{RegistrarHandle, RegistrarServer, ServerConfig};
-pub use rserpool_proto::{asap, handlespace, policy, registrar, wire};
+pub use rserpool_proto::{asap, handlespace, policy, registrar, session, wire};
 
 pub mod driver;
 pub mod transport;

@@ -13,6 +13,8 @@
 //! * [`policy`]: every pool policy of RFC 5356 and RSPLIB's extensions, in one selection engine.
 //! * [`asap`]: the ASAP client side (pool elements and pool users) as a sans-IO state machine.
 //! * [`registrar`]: the registrar's ASAP server side as a sans-IO state machine.
+//! * [`session`]: the session layer (RFC 5351 §3): a pool user's session to a pool, with
+//!   cookies, business cards and failover.
 //! * `capture` (feature `capture`): pcap files of ASAP/ENRP traffic (SCTP, SCTP over UDP, UDP):
 //!   read and write, for tools and tests.
 #![deny(missing_docs)]
@@ -24,4 +26,5 @@ pub mod capture;
 pub mod handlespace;
 pub mod policy;
 pub mod registrar;
+pub mod session;
 pub mod wire;
