@@ -354,3 +354,300 @@ fn what_the_application_cannot_send() {
     );
     assert!(s.is_closed());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The pool element's side.
+
+fn pool() -> PoolHandle {
+    PoolHandle::try_from("PingPongPool").unwrap()
+}
+
+fn pe_events(p: &mut PoolElementSessions) -> Vec<PeEvent> {
+    std::iter::from_fn(|| p.poll_event()).collect()
+}
+
+fn pe_outputs(p: &mut PoolElementSessions) -> Vec<SessionOutput> {
+    std::iter::from_fn(|| p.poll_output()).collect()
+}
+
+#[test]
+fn a_pool_element_numbers_its_sessions_and_keeps_the_first_cookie_echo() {
+    let t = Instant::now();
+    let mut p = PoolElementSessions::new(pool());
+    p.set_business_card(vec![pe(2), pe(3)]);
+    let s1 = p.association_up(t, AssociationId(10)).unwrap();
+    let s2 = p.association_up(t, AssociationId(11)).unwrap();
+    assert_eq!((s1, s2), (SessionId(1), SessionId(2)));
+    assert_eq!(
+        p.association_up(t, AssociationId(10)),
+        Ok(s1),
+        "same association"
+    );
+    // Each new session gets the Business Card first.
+    let out = pe_outputs(&mut p);
+    assert_eq!(out.len(), 2);
+    for o in &out {
+        let SessionOutput::Send { info, data, .. } = o else {
+            panic!("{o:?}")
+        };
+        assert_eq!(info.ppid, 11);
+        let AsapMessage::BusinessCard(card) = AsapMessage::decode(data).unwrap() else {
+            panic!()
+        };
+        assert_eq!(card.pool_handle, pool());
+        assert_eq!(
+            card.elements.iter().map(|e| e.id.0).collect::<Vec<_>>(),
+            [2, 3]
+        );
+    }
+    // Only the first Cookie Echo of a session reaches the application.
+    let echo = |c: &[u8]| asap(AsapMessage::CookieEcho(Cookie { cookie: c.to_vec() }));
+    p.message(AssociationId(10), app(11), echo(b"state 7"));
+    p.message(AssociationId(10), app(11), echo(b"state 8"));
+    p.message(AssociationId(11), app(33), Bytes::from_static(b"ping"));
+    assert_eq!(
+        pe_events(&mut p),
+        [
+            PeEvent::SessionAdded { session: s1 },
+            PeEvent::SessionAdded { session: s2 },
+            PeEvent::CookieEcho {
+                session: s1,
+                cookie: Bytes::from_static(b"state 7")
+            },
+            PeEvent::Message {
+                session: s2,
+                info: app(33),
+                data: Bytes::from_static(b"ping")
+            },
+        ]
+    );
+    // Cookies go out as ASAP Cookies on PPID 11.
+    p.send_cookie(s2, b"<PP-TD1>9").unwrap();
+    let [
+        SessionOutput::Send {
+            association,
+            info,
+            data,
+        },
+    ] = &pe_outputs(&mut p)[..]
+    else {
+        panic!()
+    };
+    assert_eq!((*association, info.ppid), (AssociationId(11), 11));
+    assert_eq!(
+        AsapMessage::decode(data).unwrap(),
+        AsapMessage::Cookie(Cookie {
+            cookie: b"<PP-TD1>9".to_vec()
+        })
+    );
+    // A session that ended is gone; its ID is not handed out again at once.
+    p.association_lost(AssociationId(10));
+    assert_eq!(pe_events(&mut p), [PeEvent::SessionRemoved { session: s1 }]);
+    assert_eq!(
+        p.send(s1, app(33), Bytes::from_static(b"x")),
+        Err(PeSessionError::UnknownSession(s1))
+    );
+    assert_eq!(p.association_up(t, AssociationId(12)), Ok(SessionId(3)));
+    assert_eq!(p.send_cookie(s2, b""), Err(PeSessionError::BadCookie));
+    assert_eq!(
+        p.send(s2, app(11), Bytes::from_static(b"x")),
+        Err(PeSessionError::ReservedPpid)
+    );
+    assert_eq!(p.sessions().collect::<Vec<_>>(), [s2, SessionId(3)]);
+}
+
+/// Pool user and pool elements wired together: outputs of one side are fed to the other.
+struct Wire {
+    pu: PoolUserSession,
+    pes: Vec<(PoolElementSessions, bool)>,
+    /// PU association -> (PE index, PE-side association).
+    links: Vec<(AssociationId, usize, AssociationId)>,
+    reports: Vec<PoolElementId>,
+    next: u64,
+    t: Instant,
+}
+
+impl Wire {
+    fn pe_index(port: u16) -> usize {
+        usize::from(port - 5001)
+    }
+
+    /// Moves every output to the other side until nothing is left.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(o) = self.pu.poll_output() {
+                moved = true;
+                match o {
+                    SessionOutput::Resolve => {
+                        // The registrar still lists every PE.
+                        let all = (1..=self.pes.len() as u32).map(pe).collect();
+                        self.pu.resolved(self.t, Ok(all));
+                    }
+                    SessionOutput::ReportUnreachable { pe } => self.reports.push(pe),
+                    SessionOutput::Connect {
+                        association, port, ..
+                    } => {
+                        let i = Self::pe_index(port);
+                        if self.pes[i].1 {
+                            let theirs = AssociationId(self.next);
+                            self.next += 1;
+                            self.pes[i].0.association_up(self.t, theirs).unwrap();
+                            self.links.push((association, i, theirs));
+                            self.pu.association_up(self.t, association);
+                        } else {
+                            self.pu.association_failed(self.t, association);
+                        }
+                    }
+                    SessionOutput::Send {
+                        association,
+                        info,
+                        data,
+                    } => {
+                        let &(_, i, theirs) =
+                            self.links.iter().find(|l| l.0 == association).unwrap();
+                        if self.pes[i].1 {
+                            self.pes[i].0.message(theirs, info, data);
+                        }
+                    }
+                    SessionOutput::Abort { association }
+                    | SessionOutput::Shutdown { association } => {
+                        self.links.retain(|l| l.0 != association)
+                    }
+                }
+            }
+            for i in 0..self.pes.len() {
+                while let Some(o) = self.pes[i].0.poll_output() {
+                    moved = true;
+                    if let SessionOutput::Send {
+                        association,
+                        info,
+                        data,
+                    } = o
+                    {
+                        if let Some(&(ours, _, _)) =
+                            self.links.iter().find(|l| l.1 == i && l.2 == association)
+                        {
+                            self.pu.message(self.t, ours, info, data);
+                        }
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// The PE serving the session answers each ping with a pong and a cookie holding the
+    /// count, as RSPLIB's ping-pong server does.
+    fn serve(&mut self) {
+        for i in 0..self.pes.len() {
+            while let Some(e) = self.pes[i].0.poll_event() {
+                if let PeEvent::Message { session, data, .. } = e {
+                    let n = &data[5..];
+                    let mut pong = b"pong ".to_vec();
+                    pong.extend_from_slice(n);
+                    self.pes[i].0.send(session, app(33), pong.into()).unwrap();
+                    let mut cookie = b"<PP-TD1>".to_vec();
+                    cookie.extend_from_slice(n);
+                    self.pes[i].0.send_cookie(session, &cookie).unwrap();
+                }
+            }
+        }
+        self.pump();
+    }
+}
+
+#[test]
+fn a_pool_user_fails_over_and_the_new_pe_gets_the_newest_cookie_first() {
+    let t = Instant::now();
+    let mut w = Wire {
+        pu: session(true),
+        pes: (0..3)
+            .map(|_| (PoolElementSessions::new(pool()), true))
+            .collect(),
+        links: vec![],
+        reports: vec![],
+        next: 100,
+        t,
+    };
+    w.pu.connect(t);
+    w.pump();
+    assert_eq!(w.pu.pool_element(), Some(PoolElementId(1)));
+    let mut pongs = vec![];
+    let ping = |w: &mut Wire, n: u32| {
+        w.pu.send(t, app(33), Bytes::from(format!("ping {n}")))
+            .unwrap();
+        w.pump();
+        w.serve();
+    };
+    for n in 1..=3 {
+        ping(&mut w, n);
+    }
+    pongs.extend(events(&mut w.pu));
+    assert_eq!(w.pu.cookie().unwrap(), &Bytes::from_static(b"<PP-TD1>3"));
+    // PE 1 dies.
+    w.pes[0].1 = false;
+    let &(ours, _, _) = w.links.iter().find(|l| l.1 == 0).unwrap();
+    w.links.retain(|l| l.1 != 0);
+    w.pu.association_lost(t, ours, false);
+    // A ping sent while the session fails over waits for the new PE.
+    w.pu.send(t, app(33), Bytes::from_static(b"ping 4"))
+        .unwrap();
+    w.pump();
+    assert_eq!(w.reports, [PoolElementId(1)]);
+    assert_eq!(w.pu.pool_element(), Some(PoolElementId(2)));
+    // PE 2 saw: the new session, the newest cookie, then the ping.
+    let second: Vec<PeEvent> = pe_events(&mut w.pes[1].0);
+    let s = SessionId(1);
+    assert_eq!(
+        second,
+        [
+            PeEvent::SessionAdded { session: s },
+            PeEvent::CookieEcho {
+                session: s,
+                cookie: Bytes::from_static(b"<PP-TD1>3")
+            },
+            PeEvent::Message {
+                session: s,
+                info: app(33),
+                data: Bytes::from_static(b"ping 4")
+            },
+        ]
+    );
+    // Answer that ping as the first PE did, and one more.
+    w.pes[1]
+        .0
+        .send(s, app(33), Bytes::from_static(b"pong 4"))
+        .unwrap();
+    w.pump();
+    ping(&mut w, 5);
+    pongs.extend(events(&mut w.pu));
+    let texts: Vec<String> = pongs
+        .iter()
+        .map(|e| match e {
+            SessionEvent::Message { data, .. } => String::from_utf8(data.to_vec()).unwrap(),
+            SessionEvent::Connected { pe } => format!("connected {}", pe.0),
+            SessionEvent::FailoverNecessary { .. } => "failover necessary".into(),
+            SessionEvent::FailoverComplete { pe, has_cookie } => {
+                format!("failover complete {} {has_cookie}", pe.0)
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "connected 1",
+            "pong 1",
+            "pong 2",
+            "pong 3",
+            "failover necessary",
+            "failover complete 2 true",
+            "pong 4",
+            "pong 5"
+        ]
+    );
+    assert!(pe_events(&mut w.pes[2].0).is_empty(), "PE 3 never used");
+}

@@ -1,6 +1,8 @@
 //! The session layer (RFC 5351 §3, RFC 5352 §3.8–3.9), sans-IO: a pool user's session to a
 //! pool handle, carried by an association to one pool element at a time, which it replaces
-//! when that PE fails.
+//! when that PE fails ([`PoolUserSession`]); and a pool element's sessions, one per pool user
+//! association to it ([`PoolElementSessions`]: session IDs, cookies sent, the first Cookie
+//! Echo of a session handed to the application, Business Cards).
 //!
 //! A [`PoolUserSession`] asks its driver for everything it needs as [`SessionOutput`]s: resolve
 //! the pool handle (through the ASAP client, with its cache), open an association to a PE,
@@ -62,6 +64,10 @@
 //! s.send(now, SendInfo { ppid: 33, ..SendInfo::default() }, b"ping".to_vec().into()).unwrap();
 //! assert!(matches!(s.poll_output(), Some(SessionOutput::Send { .. })));
 //! ```
+
+mod pe;
+
+pub use pe::{MAX_SESSION_ID, PeEvent, PeSessionError, PoolElementSessions, SessionId};
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
