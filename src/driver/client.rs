@@ -69,7 +69,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -147,6 +147,7 @@ enum Command {
     ),
     Unreachable(PoolHandle, PoolElementId),
     Stop,
+    Close(oneshot::Sender<()>),
 }
 
 enum Input {
@@ -156,6 +157,9 @@ enum Input {
     Down(AssociationId),
     Announce(SocketAddr, Bytes),
 }
+
+/// How long [`Client::close`] waits for its associations to close.
+pub const CLOSE_LIMIT: Duration = Duration::from_secs(3);
 
 /// An ASAP client: a pool element's or pool user's link to the registrars. Clones share it;
 /// it stops when [`Client::stop`] is called or the last clone is dropped.
@@ -374,10 +378,20 @@ impl Client {
             .send(Command::Unreachable(pool_handle.clone(), pe_id));
     }
 
-    /// Stops the client (its PEs are not deregistered: they disappear when the registrar
-    /// notices the association gone).
+    /// Stops the client: its associations are shut down (gracefully: what is queued goes out
+    /// first), without waiting for that; [`close`](Self::close) waits. Its PEs are not
+    /// deregistered: the registrar drops them when their association ends.
     pub fn stop(&self) {
         let _ = self.inner.commands.send(Command::Stop);
+    }
+
+    /// Stops the client as [`stop`](Self::stop) does and waits until its associations are
+    /// closed, for [`CLOSE_LIMIT`] at most (a peer that does not answer the SHUTDOWN).
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.commands.send(Command::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 }
 
@@ -407,7 +421,19 @@ impl Driver {
                     None => return,
                 },
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Stop) | None => return,
+                    Some(Command::Stop) | None => return self.shut_down_all(),
+                    Some(Command::Close(done)) => {
+                        self.shut_down_all();
+                        let all = self.assocs.values().cloned().collect::<Vec<_>>();
+                        let closed = async {
+                            for a in all {
+                                a.closed().await;
+                            }
+                        };
+                        let _ = tokio::time::timeout(CLOSE_LIMIT, closed).await;
+                        let _ = done.send(());
+                        return;
+                    }
                     Some(c) => self.command(c),
                 },
                 () = sleep => self.core.handle_timeout(Instant::now()),
@@ -428,9 +454,16 @@ impl Driver {
                 self.core.report_unreachable(now, &ph, id);
                 return;
             }
-            Command::Stop => return,
+            Command::Stop | Command::Close(_) => return,
         };
         self.waiting.insert(rid, tx);
+    }
+
+    /// Starts a graceful shutdown of every association (the client is stopping).
+    fn shut_down_all(&mut self) {
+        for a in self.assocs.values() {
+            a.shutdown();
+        }
     }
 
     fn local_addresses(&self, assoc: &Association) -> Vec<IpAddr> {

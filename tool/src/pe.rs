@@ -202,7 +202,7 @@ async fn serve(args: PeArgs) -> Result<(), String> {
         Ok(Err(e)) => warn!("deregistration failed: {e}"),
         Err(_) => warn!("deregistration timed out"),
     }
-    client.stop();
+    client.close().await;
     Ok(())
 }
 

@@ -116,7 +116,7 @@ pub fn run(args: ResolveArgs) -> ExitCode {
             }
         };
         let r = client.resolve(&args.pool, items).await;
-        client.stop();
+        client.close().await;
         match r {
             Ok(pes) => {
                 for pe in &pes {

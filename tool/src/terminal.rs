@@ -229,6 +229,6 @@ async fn terminal(args: TerminalArgs) -> Result<(), String> {
         s.assoc.shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(2), s.assoc.closed()).await;
     }
-    client.stop();
+    client.close().await;
     Ok(())
 }

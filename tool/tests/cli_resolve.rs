@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rserpool::wire::{AsapError, AsapMessage, CauseCode, ErrorCause, OperationError};
-use rserpool_sctp::{EndpointConfig, SctpEndpoint};
+use rserpool_sctp::{Closed, EndpointConfig, SctpEndpoint};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -20,8 +20,12 @@ const UDP_PORT: u16 = 30431;
 
 /// A registrar on 127.0.0.1 that answers every ASAP message with an Operation Error (cause 3,
 /// Invalid Values, with the message's first parameter as RSPLIB echoes the offending TLV).
-/// It fronts the host's UDP port, as a registrar does, and reports every message it answered.
-async fn refusing_registrar() -> mpsc::UnboundedReceiver<Bytes> {
+/// It fronts the host's UDP port, as a registrar does, and reports every message it answered
+/// and, last, how the association ended.
+async fn refusing_registrar() -> (
+    mpsc::UnboundedReceiver<Bytes>,
+    tokio::sync::oneshot::Receiver<Closed>,
+) {
     let ep = SctpEndpoint::bind_shared(
         SocketAddr::from(([127, 0, 0, 1], UDP_PORT)),
         EndpointConfig::default(),
@@ -31,10 +35,18 @@ async fn refusing_registrar() -> mpsc::UnboundedReceiver<Bytes> {
     assert!(ep.is_front(), "UDP port {UDP_PORT} is taken");
     let mut listener = ep.listen(rserpool::wire::ASAP_PORT).await.unwrap();
     let (answered, rx) = mpsc::unbounded_channel();
+    let (ended, ended_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let _ep = ep;
         let a = listener.accept().await.unwrap();
-        while let Ok(m) = a.recv().await {
+        loop {
+            let m = match a.recv().await {
+                Ok(m) => m,
+                Err(reason) => {
+                    let _ = ended.send(reason);
+                    return;
+                }
+            };
             assert_eq!(m.ppid, 11, "ASAP's PPID");
             let first_tlv = m.data.get(4..).unwrap_or_default();
             let len = first_tlv
@@ -52,12 +64,12 @@ async fn refusing_registrar() -> mpsc::UnboundedReceiver<Bytes> {
             let _ = answered.send(m.data);
         }
     });
-    rx
+    (rx, ended_rx)
 }
 
 #[tokio::test]
 async fn resolve_reports_the_registrars_error_cause_at_once() {
-    let mut answered = refusing_registrar().await;
+    let (mut answered, ended) = refusing_registrar().await;
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rserpool"))
         .args([
             "resolve",
@@ -96,4 +108,8 @@ async fn resolve_reports_the_registrars_error_cause_at_once() {
         "ASAP_HANDLE_RESOLUTION"
     );
     assert!(answered.try_recv().is_err(), "a second request was sent");
+    // The tool ended its association with a SHUTDOWN before exiting, rather than leaving the
+    // registrar to find it dead by heartbeats.
+    let how = timeout(LIMIT, ended).await.unwrap().unwrap();
+    assert_eq!(how, Closed::Shutdown);
 }
