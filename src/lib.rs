@@ -7,6 +7,8 @@
 //! * [`Client`]: the application API of pool elements and pool users (register, update, deregister,
 //!   resolve, report unreachable), a driver of the [`asap`] core.
 //! * [`RegistrarServer`]: a registrar in the process, a driver of the [`registrar`] core.
+//! * [`Session`]: a pool user's session to a pool, with failover, a driver of the [`session`]
+//!   core.
 //! * [`transport`]: the seam between the drivers and SCTP (endpoints, associations), and
 //!   multicast announces.
 //! * The cores, from `rserpool-proto`: [`wire`] (the ASAP / ENRP codec), [`handlespace`],
@@ -18,6 +20,7 @@
 
 pub use driver::client::{Client, ClientOptions};
 pub use driver::registrar::{RegistrarHandle, RegistrarServer, ServerConfig};
+pub use driver::session::{Session, SessionOptions};
 pub use rserpool_proto::{asap, handlespace, policy, registrar, session, wire};
 
 pub mod driver;

@@ -5,6 +5,9 @@
 //!   ([`asap`](crate::asap)).
 //! * [`registrar`]: [`RegistrarServer`](crate::RegistrarServer), driving the registrar core
 //!   ([`registrar`](crate::registrar)).
+//! * [`session`]: [`Session`](crate::Session), a pool user's session, driving the session core
+//!   ([`session`](crate::session)) with a `Client`.
 
 pub mod client;
 pub mod registrar;
+pub mod session;

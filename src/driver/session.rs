@@ -1,0 +1,308 @@
+//! The session layer on tokio: [`Session`], a pool user's session to a pool, driving the
+//! [`session`](crate::session) core. Handle resolutions and unreachability reports go through a
+//! [`Client`]; the associations to PEs are opened on the client's transport endpoint.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rserpool_sctp::AssociationConfig;
+use tokio::sync::{mpsc, oneshot};
+
+use super::client::Client;
+use crate::asap::ClientError;
+use crate::handlespace::AssociationId;
+use crate::session::{
+    PoolUserSession, SendInfo, SessionConfig, SessionError, SessionEvent, SessionOutput,
+};
+use crate::transport::{self, Association, Closed, Message, SendOptions};
+use crate::wire::{PoolElement, PoolHandle};
+
+/// How long [`Session::close`] waits for the association to close.
+pub const SESSION_CLOSE_LIMIT: Duration = Duration::from_secs(3);
+
+/// Settings of a [`Session`].
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// The session core's settings (failover mode, connect timeout, queue).
+    pub session: SessionConfig,
+    /// SCTP settings of the associations to PEs (RSPLIB's `rsp_update_session_parameters`).
+    pub association: AssociationConfig,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        // A pool user wants to notice a dead PE fast.
+        let association = AssociationConfig {
+            rto_initial: Duration::from_millis(300),
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_millis(600),
+            max_init_retransmits: 4,
+            max_retrans: 4,
+            heartbeat_interval: Some(Duration::from_millis(500)),
+            ..transport::default_association_config()
+        };
+        Self {
+            session: SessionConfig::default(),
+            association,
+        }
+    }
+}
+
+enum Command {
+    Send(SendInfo, Bytes, oneshot::Sender<Result<(), SessionError>>),
+    Failover(bool),
+    Close(oneshot::Sender<()>),
+}
+
+enum Input {
+    Resolved(Result<Vec<PoolElement>, ClientError>),
+    Connected(AssociationId, io::Result<Association>),
+    Message(AssociationId, Message),
+    Ended(AssociationId, Closed),
+}
+
+/// A pool user's session to a pool: messages to and from the PE serving it, failover to
+/// another PE when it fails. See [`session`](crate::session) for the behaviour.
+pub struct Session {
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<SessionEvent>,
+}
+
+impl Session {
+    /// Opens a session to `pool` on the current tokio runtime: resolves it through `client`
+    /// and connects to a PE. [`SessionEvent::Connected`] says when one is reached; messages
+    /// sent before wait for it.
+    pub fn connect(client: &Client, pool: PoolHandle, options: SessionOptions) -> Self {
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (inputs, inputs_rx) = mpsc::unbounded_channel();
+        let mut driver = Driver {
+            core: PoolUserSession::new(pool.clone(), options.session),
+            client: client.clone(),
+            pool,
+            association: options.association,
+            assocs: HashMap::new(),
+            inputs,
+            events: events_tx,
+        };
+        driver.core.connect(Instant::now());
+        tokio::spawn(async move { driver.run(inputs_rx, commands_rx).await });
+        Self { commands, events }
+    }
+
+    /// Sends a message to the PE serving the session (after the connect, while one is in
+    /// progress).
+    pub async fn send(&self, info: SendInfo, data: Bytes) -> Result<(), SessionError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Send(info, data, tx))
+            .map_err(|_| SessionError::Closed)?;
+        rx.await.unwrap_or(Err(SessionError::Closed))
+    }
+
+    /// Fails over now (RSPLIB's `rsp_forcefailover`), reporting the current PE unreachable
+    /// if asked.
+    pub fn force_failover(&self, report_unreachable: bool) {
+        let _ = self.commands.send(Command::Failover(report_unreachable));
+    }
+
+    /// The next message or notification; `None` once the session is closed.
+    pub async fn next_event(&mut self) -> Option<SessionEvent> {
+        self.events.recv().await
+    }
+
+    /// Closes the session: the association is shut down gracefully, waited for
+    /// [`SESSION_CLOSE_LIMIT`] at most.
+    pub async fn close(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// An association to a PE and the queue of its writer task (which keeps the sending order).
+type Link = (
+    Arc<Association>,
+    mpsc::UnboundedSender<(SendOptions, Bytes)>,
+);
+
+struct Driver {
+    core: PoolUserSession,
+    client: Client,
+    pool: PoolHandle,
+    association: AssociationConfig,
+    assocs: HashMap<AssociationId, Link>,
+    inputs: mpsc::UnboundedSender<Input>,
+    events: mpsc::UnboundedSender<SessionEvent>,
+}
+
+impl Driver {
+    async fn run(
+        &mut self,
+        mut inputs: mpsc::UnboundedReceiver<Input>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        loop {
+            self.flush();
+            let sleep = transport::sleep_until(self.core.poll_timeout());
+            tokio::select! {
+                Some(i) = inputs.recv() => self.input(i),
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Send(info, data, tx)) => {
+                        let _ = tx.send(self.core.send(Instant::now(), info, data));
+                    }
+                    Some(Command::Failover(report)) => {
+                        self.core.force_failover(Instant::now(), report)
+                    }
+                    Some(Command::Close(done)) => {
+                        self.close().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => return self.close().await,
+                },
+                () = sleep => self.core.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        self.core.close();
+        self.flush();
+        let all: Vec<Arc<Association>> = self.assocs.values().map(|(a, _)| a.clone()).collect();
+        let closed = async {
+            for a in all {
+                a.closed().await;
+            }
+        };
+        let _ = tokio::time::timeout(SESSION_CLOSE_LIMIT, closed).await;
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Resolved(r) => self.core.resolved(now, r),
+            Input::Connected(id, Ok(a)) => {
+                let a = Arc::new(a);
+                let (tx, mut rx) = mpsc::unbounded_channel::<(SendOptions, Bytes)>();
+                let writer = a.clone();
+                tokio::spawn(async move {
+                    while let Some((opts, data)) = rx.recv().await {
+                        // A failure shows up as the end of the association on the reader.
+                        if writer.send_message(opts, data).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let reader = a.clone();
+                let inputs = self.inputs.clone();
+                tokio::spawn(async move {
+                    loop {
+                        match reader.recv_message().await {
+                            Ok(m) => {
+                                if inputs.send(Input::Message(id, m)).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(c) => {
+                                let _ = inputs.send(Input::Ended(id, c));
+                                return;
+                            }
+                        }
+                    }
+                });
+                self.assocs.insert(id, (a.clone(), tx));
+                self.core.association_up(now, id);
+                if self.core.association() != Some(id) {
+                    // Given up meanwhile (timeout, failover, close).
+                    a.abort();
+                    self.assocs.remove(&id);
+                }
+            }
+            Input::Connected(id, Err(_)) => self.core.association_failed(now, id),
+            Input::Message(id, m) => {
+                let info = SendInfo {
+                    stream: m.stream,
+                    ppid: m.ppid,
+                    unordered: m.unordered,
+                    lifetime: None,
+                };
+                self.core.message(now, id, info, m.data);
+            }
+            Input::Ended(id, c) => {
+                self.assocs.remove(&id);
+                self.core
+                    .association_lost(now, id, matches!(c, Closed::Shutdown));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                SessionOutput::Resolve => {
+                    let client = self.client.clone();
+                    let pool = self.pool.clone();
+                    let inputs = self.inputs.clone();
+                    tokio::spawn(async move {
+                        let r = client.resolve(&pool, None).await;
+                        let _ = inputs.send(Input::Resolved(r));
+                    });
+                }
+                SessionOutput::ReportUnreachable { pe } => {
+                    self.client.report_unreachable(&self.pool, pe)
+                }
+                SessionOutput::Connect {
+                    association,
+                    addresses,
+                    port,
+                } => {
+                    let remote: Vec<SocketAddr> = addresses
+                        .iter()
+                        .map(|&a| SocketAddr::new(a, port))
+                        .collect();
+                    let endpoint = self.client.endpoint().clone();
+                    let config = self.association.clone();
+                    let inputs = self.inputs.clone();
+                    tokio::spawn(async move {
+                        let r = endpoint.connect_with(&remote, 0, Some(config)).await;
+                        let _ = inputs.send(Input::Connected(association, r));
+                    });
+                }
+                SessionOutput::Send {
+                    association,
+                    info,
+                    data,
+                } => {
+                    if let Some((_, writer)) = self.assocs.get(&association) {
+                        let opts = SendOptions {
+                            stream: info.stream,
+                            ppid: info.ppid,
+                            unordered: info.unordered,
+                            lifetime: info.lifetime,
+                        };
+                        let _ = writer.send((opts, data));
+                    }
+                }
+                SessionOutput::Abort { association } => {
+                    if let Some((a, _)) = self.assocs.remove(&association) {
+                        a.abort();
+                    }
+                }
+                SessionOutput::Shutdown { association } => {
+                    if let Some((a, _)) = self.assocs.get(&association) {
+                        a.shutdown();
+                    }
+                }
+            }
+        }
+        while let Some(e) = self.core.poll_event() {
+            let _ = self.events.send(e);
+        }
+    }
+}
