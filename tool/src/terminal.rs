@@ -1,17 +1,18 @@
 //! `rserpool terminal`: a pool user that connects standard input and output to a pool (like
-//! RSPLIB's `rspterminal`), failing over to another PE when its PE goes away.
+//! RSPLIB's `rspterminal`), failing over to another PE when its PE goes away. It is a
+//! [`Session`] in automatic failover mode; what it adds is sending again, after a failover,
+//! the lines the lost PE had not answered (an echo's answer is as long as the line).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
-use rserpool::Client;
-use rserpool::transport::{Association, default_association_config};
+use rserpool::session::{SendInfo, SessionConfig, SessionEvent};
 use rserpool::wire::{PoolElementId, PoolHandle};
+use rserpool::{Session, SessionOptions};
 use tokio::sync::mpsc;
 
 use super::common::{self, AsapArgs};
@@ -62,79 +63,6 @@ pub fn run(args: TerminalArgs) -> ExitCode {
     }
 }
 
-struct Session {
-    pe: PoolElementId,
-    assoc: Arc<Association>,
-}
-
-/// Connects to a PE of the pool, skipping those that failed lately.
-async fn connect(
-    client: &Client,
-    pool: &PoolHandle,
-    failed: &mut HashMap<PoolElementId, Instant>,
-    give_up: Duration,
-) -> Result<Session, String> {
-    let end = Instant::now() + give_up;
-    let mut last_error = String::from("no PE");
-    let mut config = default_association_config();
-    // A pool user wants to notice a dead PE fast (RSPLIB sets the session's RTO likewise).
-    config.rto_initial = Duration::from_millis(300);
-    config.rto_max = Duration::from_millis(600);
-    config.max_init_retransmits = 4;
-    config.max_retrans = 4;
-    config.heartbeat_interval = Some(Duration::from_millis(500));
-    while Instant::now() < end {
-        failed.retain(|_, t| t.elapsed() < Duration::from_secs(30));
-        match client.resolve(pool, None).await {
-            Ok(pes) => {
-                let fresh: Vec<_> = pes
-                    .into_iter()
-                    .filter(|p| !failed.contains_key(&p.id))
-                    .collect();
-                for pe in &fresh {
-                    let port = pe.user_transport.port().unwrap_or(0);
-                    let remote: Vec<_> = pe
-                        .user_transport
-                        .addresses()
-                        .iter()
-                        .map(|&a| std::net::SocketAddr::new(a, port))
-                        .collect();
-                    match client
-                        .endpoint()
-                        .connect_with(&remote, 0, Some(config.clone()))
-                        .await
-                    {
-                        Ok(a) => {
-                            eprintln!(
-                                "rserpool terminal: connected to PE {:#010x} at {}",
-                                pe.id.0,
-                                remote
-                                    .iter()
-                                    .map(|r| r.to_string())
-                                    .collect::<Vec<_>>()
-                                    .join(",")
-                            );
-                            return Ok(Session {
-                                pe: pe.id,
-                                assoc: Arc::new(a),
-                            });
-                        }
-                        Err(e) => {
-                            last_error = format!("PE {:#010x}: {e}", pe.id.0);
-                            eprintln!("rserpool terminal: {last_error}; reported unreachable");
-                            client.report_unreachable(pool, pe.id);
-                            failed.insert(pe.id, Instant::now());
-                        }
-                    }
-                }
-            }
-            Err(e) => last_error = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Err(format!("no PE of {pool} reachable: {last_error}"))
-}
-
 async fn terminal(args: TerminalArgs) -> Result<(), String> {
     let client = args.asap.start().await?;
     let (line_tx, mut lines) = mpsc::channel::<Vec<u8>>(64);
@@ -153,82 +81,123 @@ async fn terminal(args: TerminalArgs) -> Result<(), String> {
             }
         }
     });
+    let options = SessionOptions {
+        session: SessionConfig {
+            automatic_failover: true,
+            ..SessionConfig::default()
+        },
+        ..SessionOptions::default()
+    };
+    let mut session = Session::connect(&client, args.pool.clone(), options);
+    let info = SendInfo {
+        ppid: args.ppid,
+        ..SendInfo::default()
+    };
     let give_up = Duration::from_millis(args.connect_timeout);
-    let mut failed = HashMap::new();
+    // Lines sent and not answered yet; the first `handed` of them went to a PE that was lost.
     let mut unanswered: VecDeque<Bytes> = VecDeque::new();
+    let mut handed = 0usize;
     let mut credit = 0usize;
     let mut eof = false;
     let mut failovers = 0;
-    let mut session: Option<Session> = None;
+    let mut serving: Option<PoolElementId> = None;
+    // Since when no PE serves the session.
+    let mut without_pe = Some(Instant::now());
     let mut stdout = std::io::stdout();
-    loop {
-        let s = match &session {
-            Some(s) => s,
-            None => {
-                let s = connect(&client, &args.pool, &mut failed, give_up).await?;
-                if !args.no_resend {
-                    for m in &unanswered {
-                        let _ = s.assoc.send(args.ppid, m.clone()).await;
-                    }
-                }
-                credit = 0;
-                session.insert(s)
-            }
-        };
-        let assoc = s.assoc.clone();
+    let result = loop {
         let linger = tokio::time::sleep(Duration::from_millis(args.linger));
+        let deadline = without_pe.map(|t| t + give_up);
+        let give_up_timer = sleep_until(deadline);
         tokio::select! {
             line = lines.recv(), if !eof => match line {
                 Some(l) => {
                     let m = Bytes::from(l);
                     unanswered.push_back(m.clone());
-                    // A failed send shows up as a lost association below.
-                    let _ = assoc.send(args.ppid, m).await;
+                    if let Err(e) = session.send(info, m).await {
+                        break Err(format!("cannot send: {e}"));
+                    }
                 }
                 None => {
                     eof = true;
                     if unanswered.is_empty() {
-                        break;
+                        break Ok(());
                     }
                 }
             },
-            msg = assoc.recv() => match msg {
-                Ok((_, data)) => {
+            event = session.next_event() => match event {
+                Some(SessionEvent::Message { data, .. }) => {
                     let _ = stdout.write_all(&data);
                     let _ = stdout.flush();
                     credit += data.len();
                     while unanswered.front().is_some_and(|m| m.len() <= credit) {
                         credit -= unanswered.pop_front().map_or(0, |m| m.len());
+                        handed = handed.saturating_sub(1);
                     }
                     if unanswered.is_empty() {
                         credit = 0;
                         if eof {
-                            break;
+                            break Ok(());
                         }
                     }
                 }
-                Err(e) => {
-                    let pe = s.pe;
-                    eprintln!("rserpool terminal: PE {:#010x} lost ({e}); failing over", pe.0);
-                    client.report_unreachable(&args.pool, pe);
-                    failed.insert(pe, Instant::now());
-                    session = None;
+                Some(SessionEvent::Connected { pe }) => {
+                    eprintln!("rserpool terminal: connected to PE {:#010x}", pe.0);
+                    serving = Some(pe);
+                    without_pe = None;
+                }
+                Some(SessionEvent::FailoverNecessary { .. }) => {
+                    let pe = serving.take().map_or(0, |p| p.0);
+                    eprintln!("rserpool terminal: PE {pe:#010x} lost; failing over");
+                    without_pe = Some(Instant::now());
+                    handed = unanswered.len();
+                    credit = 0;
                     failovers += 1;
                     if failovers > args.max_failovers {
-                        return Err(format!("gave up after {} failovers", args.max_failovers));
+                        break Err(format!("gave up after {} failovers", args.max_failovers));
                     }
                 }
+                Some(SessionEvent::FailoverComplete { pe, .. }) => {
+                    eprintln!("rserpool terminal: connected to PE {:#010x}", pe.0);
+                    serving = Some(pe);
+                    without_pe = None;
+                    if !args.no_resend {
+                        let again: Vec<Bytes> = unanswered.iter().take(handed).cloned().collect();
+                        for m in again {
+                            let _ = session.send(info, m).await;
+                        }
+                    } else {
+                        for _ in 0..handed {
+                            unanswered.pop_front();
+                        }
+                    }
+                    handed = 0;
+                }
+                Some(SessionEvent::NoPoolElement { error }) => {
+                    if let Some(e) = error {
+                        eprintln!("rserpool terminal: no PE of {}: {e}", args.pool);
+                    }
+                }
+                Some(SessionEvent::PeerShutdown) => {}
+                None => break Err("the session ended".into()),
             },
+            () = give_up_timer => {
+                break Err(format!("no PE of {} reachable within {give_up:?}", args.pool));
+            }
             () = linger, if eof => {
                 eprintln!("rserpool terminal: {} message(s) unanswered", unanswered.len());
-                break;
+                break Ok(());
             }
         }
-    }
-    if let Some(s) = session {
-        s.assoc.shutdown();
-        let _ = tokio::time::timeout(Duration::from_secs(2), s.assoc.closed()).await;
-    }
+    };
+    session.close().await;
     client.close().await;
-    Ok(())
+    result
+}
+
+/// Sleeps until `deadline`, forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
 }
