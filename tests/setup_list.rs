@@ -116,7 +116,6 @@ fn shell_commands(text: &str) -> Vec<(usize, String)> {
                 if w == "ip" && words.peek() == Some(&"netns") {
                     let v: Vec<&str> = words.clone().take(2).collect();
                     if v.get(1) == Some(&"exec") {
-                        cmd = Some("ip".to_string());
                         found.push((n + 1, "ip".to_string()));
                         words.next();
                         words.next();

@@ -424,13 +424,8 @@ impl Driver {
                     Some(Command::Stop) | None => return self.shut_down_all(),
                     Some(Command::Close(done)) => {
                         self.shut_down_all();
-                        let all = self.assocs.values().cloned().collect::<Vec<_>>();
-                        let closed = async {
-                            for a in all {
-                                a.closed().await;
-                            }
-                        };
-                        let _ = tokio::time::timeout(CLOSE_LIMIT, closed).await;
+                        let all = self.assocs.values().cloned().collect();
+                        transport::wait_closed(all, CLOSE_LIMIT).await;
                         let _ = done.send(());
                         return;
                     }
@@ -482,8 +477,8 @@ impl Driver {
 
     fn spawn_reader(&self, id: AssociationId, assoc: Arc<Association>) {
         transport::spawn_reader(assoc, self.inputs.clone(), move |m| match m {
-            Some((ppid, data)) => Input::Message(id, ppid, data),
-            None => Input::Down(id),
+            Ok(m) => Input::Message(id, m.ppid, m.data),
+            Err(_) => Input::Down(id),
         });
     }
 

@@ -364,8 +364,8 @@ impl Driver {
                 let assoc = std::sync::Arc::new(assoc);
                 self.assocs.insert(id, assoc.clone());
                 transport::spawn_reader(assoc, self.inputs.clone(), move |m| match m {
-                    Some((ppid, data)) => Input::Message(id, ppid, data),
-                    None => Input::Down(id),
+                    Ok(m) => Input::Message(id, m.ppid, m.data),
+                    Err(_) => Input::Down(id),
                 });
             }
             Input::Message(id, ppid, data) => {

@@ -174,13 +174,8 @@ impl Driver {
     async fn close(&mut self) {
         self.core.close();
         self.flush();
-        let all: Vec<Arc<Association>> = self.assocs.values().map(|(a, _)| a.clone()).collect();
-        let closed = async {
-            for a in all {
-                a.closed().await;
-            }
-        };
-        let _ = tokio::time::timeout(SESSION_CLOSE_LIMIT, closed).await;
+        let all = self.assocs.values().map(|(a, _)| a.clone()).collect();
+        transport::wait_closed(all, SESSION_CLOSE_LIMIT).await;
     }
 
     fn input(&mut self, input: Input) {
@@ -199,22 +194,9 @@ impl Driver {
                         }
                     }
                 });
-                let reader = a.clone();
-                let inputs = self.inputs.clone();
-                tokio::spawn(async move {
-                    loop {
-                        match reader.recv_message().await {
-                            Ok(m) => {
-                                if inputs.send(Input::Message(id, m)).is_err() {
-                                    return;
-                                }
-                            }
-                            Err(c) => {
-                                let _ = inputs.send(Input::Ended(id, c));
-                                return;
-                            }
-                        }
-                    }
+                transport::spawn_reader(a.clone(), self.inputs.clone(), move |m| match m {
+                    Ok(m) => Input::Message(id, m),
+                    Err(c) => Input::Ended(id, c),
                 });
                 self.assocs.insert(id, (a.clone(), tx));
                 self.core.association_up(now, id);

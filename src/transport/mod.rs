@@ -329,27 +329,38 @@ pub fn local_address_towards(remote: IpAddr) -> io::Result<IpAddr> {
 
 /// Sleeps until a sans-IO core's next deadline, forever when it has none: the timer arm of a
 /// driver loop.
-pub(crate) async fn sleep_until(deadline: Option<Instant>) {
+pub async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
         None => std::future::pending().await,
     }
 }
 
-/// Feeds an association to a driver: each message received becomes `wrap(Some((ppid,
-/// data)))` on `inputs`, and the end of the association a last `wrap(None)`.
+/// Feeds an association to a driver: each message received becomes `wrap(Ok(message))` on
+/// `inputs`, and the end of the association a last `wrap(Err(why))`.
 pub(crate) fn spawn_reader<T: Send + 'static>(
     assoc: Arc<Association>,
     inputs: tokio::sync::mpsc::UnboundedSender<T>,
-    wrap: impl Fn(Option<(u32, Bytes)>) -> T + Send + 'static,
+    wrap: impl Fn(Result<Message, Closed>) -> T + Send + 'static,
 ) {
     tokio::spawn(async move {
         loop {
-            let message = assoc.recv().await.ok();
-            let end = message.is_none();
+            let message = assoc.recv_message().await;
+            let end = message.is_err();
             if inputs.send(wrap(message)).is_err() || end {
                 return;
             }
         }
     });
+}
+
+/// Waits until every one of `assocs` has ended, for `limit` at most (a driver that shut them
+/// down and is stopping).
+pub(crate) async fn wait_closed(assocs: Vec<Arc<Association>>, limit: Duration) {
+    let all = async {
+        for a in assocs {
+            a.closed().await;
+        }
+    };
+    let _ = tokio::time::timeout(limit, all).await;
 }

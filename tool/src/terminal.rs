@@ -107,7 +107,7 @@ async fn terminal(args: TerminalArgs) -> Result<(), String> {
     let result = loop {
         let linger = tokio::time::sleep(Duration::from_millis(args.linger));
         let deadline = without_pe.map(|t| t + give_up);
-        let give_up_timer = sleep_until(deadline);
+        let give_up_timer = rserpool::transport::sleep_until(deadline);
         tokio::select! {
             line = lines.recv(), if !eof => match line {
                 Some(l) => {
@@ -192,12 +192,4 @@ async fn terminal(args: TerminalArgs) -> Result<(), String> {
     session.close().await;
     client.close().await;
     result
-}
-
-/// Sleeps until `deadline`, forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-        None => std::future::pending().await,
-    }
 }
