@@ -9,6 +9,7 @@
 //! * [`RegistrarServer`]: a registrar in the process, a driver of the [`registrar`] core.
 //! * [`Session`]: a pool user's session to a pool, with failover, a driver of the [`session`]
 //!   core.
+//! * [`SessionServer`]: a pool element's sessions (cookies, Cookie Echoes, Business Cards).
 //! * [`transport`]: the seam between the drivers and SCTP (endpoints, associations), and
 //!   multicast announces.
 //! * The cores, from `rserpool-proto`: [`wire`] (the ASAP / ENRP codec), [`handlespace`],
@@ -19,8 +20,9 @@
 #![forbid(unsafe_code)]
 
 pub use driver::client::{Client, ClientOptions};
+pub use driver::pe_session::SessionServer;
 pub use driver::registrar::{RegistrarHandle, RegistrarServer, ServerConfig};
-pub use driver::session::{Session, SessionOptions};
+pub use driver::session::{Session, SessionOptions, SessionStatus};
 pub use rserpool_proto::{asap, handlespace, policy, registrar, session, wire};
 
 pub mod driver;

@@ -7,7 +7,10 @@
 //!   ([`registrar`](crate::registrar)).
 //! * [`session`]: [`Session`](crate::Session), a pool user's session, driving the session core
 //!   ([`session`](crate::session)) with a `Client`.
+//! * [`pe_session`]: [`SessionServer`](crate::SessionServer), a pool element's sessions,
+//!   driving the PE side of the session core.
 
 pub mod client;
+pub mod pe_session;
 pub mod registrar;
 pub mod session;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rserpool_sctp::AssociationConfig;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::client::Client;
 use crate::asap::ClientError;
@@ -18,8 +18,8 @@ use crate::handlespace::AssociationId;
 use crate::session::{
     PoolUserSession, SendInfo, SessionConfig, SessionError, SessionEvent, SessionOutput,
 };
-use crate::transport::{self, Association, Closed, Message, SendOptions};
-use crate::wire::{PoolElement, PoolHandle};
+use crate::transport::{self, Association, Closed, Link, Message, SendOptions};
+use crate::wire::{PoolElement, PoolElementId, PoolHandle};
 
 /// How long [`Session::close`] waits for the association to close.
 pub const SESSION_CLOSE_LIMIT: Duration = Duration::from_secs(3);
@@ -52,6 +52,19 @@ impl Default for SessionOptions {
     }
 }
 
+/// What a [`Session`] is doing, as [`Session::status`] reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStatus {
+    /// The PE serving the session, or being connected to.
+    pub pool_element: Option<PoolElementId>,
+    /// An association to that PE is up.
+    pub connected: bool,
+    /// A cookie from a PE is held (it goes to the next PE).
+    pub has_cookie: bool,
+    /// The session is closed.
+    pub closed: bool,
+}
+
 enum Command {
     Send(SendInfo, Bytes, oneshot::Sender<Result<(), SessionError>>),
     Failover(bool),
@@ -70,6 +83,7 @@ enum Input {
 pub struct Session {
     commands: mpsc::UnboundedSender<Command>,
     events: mpsc::UnboundedReceiver<SessionEvent>,
+    status: watch::Receiver<SessionStatus>,
 }
 
 impl Session {
@@ -80,7 +94,9 @@ impl Session {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
         let (inputs, inputs_rx) = mpsc::unbounded_channel();
+        let (status_tx, status) = watch::channel(SessionStatus::default());
         let mut driver = Driver {
+            status: status_tx,
             core: PoolUserSession::new(pool.clone(), options.session),
             client: client.clone(),
             pool,
@@ -91,7 +107,16 @@ impl Session {
         };
         driver.core.connect(Instant::now());
         tokio::spawn(async move { driver.run(inputs_rx, commands_rx).await });
-        Self { commands, events }
+        Self {
+            commands,
+            events,
+            status,
+        }
+    }
+
+    /// What the session is doing now.
+    pub fn status(&self) -> SessionStatus {
+        *self.status.borrow()
     }
 
     /// Sends a message to the PE serving the session (after the connect, while one is in
@@ -125,13 +150,8 @@ impl Session {
     }
 }
 
-/// An association to a PE and the queue of its writer task (which keeps the sending order).
-type Link = (
-    Arc<Association>,
-    mpsc::UnboundedSender<(SendOptions, Bytes)>,
-);
-
 struct Driver {
+    status: watch::Sender<SessionStatus>,
     core: PoolUserSession,
     client: Client,
     pool: PoolHandle,
@@ -184,21 +204,11 @@ impl Driver {
             Input::Resolved(r) => self.core.resolved(now, r),
             Input::Connected(id, Ok(a)) => {
                 let a = Arc::new(a);
-                let (tx, mut rx) = mpsc::unbounded_channel::<(SendOptions, Bytes)>();
-                let writer = a.clone();
-                tokio::spawn(async move {
-                    while let Some((opts, data)) = rx.recv().await {
-                        // A failure shows up as the end of the association on the reader.
-                        if writer.send_message(opts, data).await.is_err() {
-                            return;
-                        }
-                    }
-                });
                 transport::spawn_reader(a.clone(), self.inputs.clone(), move |m| match m {
                     Ok(m) => Input::Message(id, m),
                     Err(c) => Input::Ended(id, c),
                 });
-                self.assocs.insert(id, (a.clone(), tx));
+                self.assocs.insert(id, transport::spawn_writer(a.clone()));
                 self.core.association_up(now, id);
                 if self.core.association() != Some(id) {
                     // Given up meanwhile (timeout, failover, close).
@@ -218,8 +228,12 @@ impl Driver {
             }
             Input::Ended(id, c) => {
                 self.assocs.remove(&id);
-                self.core
-                    .association_lost(now, id, matches!(c, Closed::Shutdown));
+                let graceful = c == Closed::Shutdown;
+                if graceful {
+                    // Our SCTP tells the end of a shutdown only: the PE began it.
+                    self.core.peer_shutdown(id);
+                }
+                self.core.association_lost(now, id, graceful);
             }
         }
     }
@@ -283,6 +297,18 @@ impl Driver {
                 }
             }
         }
+        let status = SessionStatus {
+            pool_element: self.core.pool_element(),
+            connected: self
+                .core
+                .association()
+                .is_some_and(|a| self.assocs.contains_key(&a)),
+            has_cookie: self.core.has_cookie(),
+            closed: self.core.is_closed(),
+        };
+        self.status
+            .send_if_modified(|s| std::mem::replace(s, status) != status);
+        // The status first: an application woken by an event sees it current.
         while let Some(e) = self.core.poll_event() {
             let _ = self.events.send(e);
         }

@@ -354,6 +354,28 @@ pub(crate) fn spawn_reader<T: Send + 'static>(
     });
 }
 
+/// An association and the queue of its writer task ([`spawn_writer`]).
+pub(crate) type Link = (
+    Arc<Association>,
+    tokio::sync::mpsc::UnboundedSender<(SendOptions, Bytes)>,
+);
+
+/// Sends what is queued on the returned sender on `assoc`, in order, waiting while the send
+/// buffer is full. A failure ends the task; it shows up as the end of the association on its
+/// reader.
+pub(crate) fn spawn_writer(assoc: Arc<Association>) -> Link {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(SendOptions, Bytes)>();
+    let writer = assoc.clone();
+    tokio::spawn(async move {
+        while let Some((opts, data)) = rx.recv().await {
+            if writer.send_message(opts, data).await.is_err() {
+                return;
+            }
+        }
+    });
+    (assoc, tx)
+}
+
 /// Waits until every one of `assocs` has ended, for `limit` at most (a driver that shut them
 /// down and is stopping).
 pub(crate) async fn wait_closed(assocs: Vec<Arc<Association>>, limit: Duration) {
