@@ -17,7 +17,7 @@
 //!   [`registrar`] (the registrar's ASAP server
 //!   side), each a sans-IO state machine.
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub use driver::client::{Client, ClientOptions};
 pub use driver::pe_session::SessionServer;
@@ -25,5 +25,6 @@ pub use driver::registrar::{RegistrarHandle, RegistrarServer, ServerConfig};
 pub use driver::session::{Session, SessionOptions, SessionStatus};
 pub use rserpool_proto::{asap, handlespace, policy, registrar, session, wire};
 
+pub mod capi;
 pub mod driver;
 pub mod transport;

@@ -1,6 +1,6 @@
 //! The pool element's sessions on tokio: [`SessionServer`] accepts the associations pool users
 //! open to the PE's SCTP port, one session each, driving the
-//! [`PoolElementSessions`](crate::session::PoolElementSessions) core: ASAP control messages
+//! [`PoolElementSessions`] core: ASAP control messages
 //! (Cookie, Cookie Echo, Business Card, PPID 11) are kept apart from the application's.
 
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ enum Input {
 /// anything else of it.
 pub struct SessionServer {
     commands: mpsc::UnboundedSender<Command>,
-    events: mpsc::UnboundedReceiver<PeEvent>,
+    events: Option<mpsc::UnboundedReceiver<PeEvent>>,
     port: u16,
 }
 
@@ -57,9 +57,24 @@ impl SessionServer {
     /// Serves sessions of `pool` on `listener` (the port the PE registered), on the current
     /// tokio runtime.
     pub fn start(listener: Listener, pool: PoolHandle) -> Self {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let mut s = Self::start_with(listener, pool, move |e| {
+            let _ = events_tx.send(e);
+        });
+        s.events = Some(events);
+        s
+    }
+
+    /// As [`SessionServer::start`], handing every event to `on_event` in the driver's task
+    /// instead of [`SessionServer::next_event`] (which then returns `None`). `on_event` must
+    /// not block.
+    pub fn start_with(
+        listener: Listener,
+        pool: PoolHandle,
+        on_event: impl FnMut(PeEvent) + Send + 'static,
+    ) -> Self {
         let port = listener.port();
         let (commands, commands_rx) = mpsc::unbounded_channel();
-        let (events_tx, events) = mpsc::unbounded_channel();
         let (inputs, inputs_rx) = mpsc::unbounded_channel();
         let mut driver = Driver {
             core: PoolElementSessions::new(pool),
@@ -67,12 +82,12 @@ impl SessionServer {
             next_association: 1,
             closing: Default::default(),
             inputs,
-            events: events_tx,
+            events: Box::new(on_event),
         };
         tokio::spawn(async move { driver.run(listener, inputs_rx, commands_rx).await });
         Self {
             commands,
-            events,
+            events: None,
             port,
         }
     }
@@ -123,9 +138,10 @@ impl SessionServer {
         self.ask(|tx| Command::Peer(session, tx)).await.flatten()
     }
 
-    /// The next event; `None` once the server is closed.
+    /// The next event; `None` once the server is closed (at once for a server started with
+    /// [`SessionServer::start_with`]).
     pub async fn next_event(&mut self) -> Option<PeEvent> {
-        self.events.recv().await
+        self.events.as_mut()?.recv().await
     }
 
     /// Stops accepting, shuts every session down gracefully and waits
@@ -148,7 +164,7 @@ struct Driver {
     /// Associations this side shut down (their graceful end is not the peer's doing).
     closing: std::collections::HashSet<AssociationId>,
     inputs: mpsc::UnboundedSender<Input>,
-    events: mpsc::UnboundedSender<PeEvent>,
+    events: Box<dyn FnMut(PeEvent) + Send>,
 }
 
 impl Driver {
@@ -288,7 +304,7 @@ impl Driver {
             }
         }
         while let Some(e) = self.core.poll_event() {
-            let _ = self.events.send(e);
+            (self.events)(e);
         }
     }
 }

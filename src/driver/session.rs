@@ -82,7 +82,7 @@ enum Input {
 /// another PE when it fails. See [`session`](crate::session) for the behaviour.
 pub struct Session {
     commands: mpsc::UnboundedSender<Command>,
-    events: mpsc::UnboundedReceiver<SessionEvent>,
+    events: Option<mpsc::UnboundedReceiver<SessionEvent>>,
     status: watch::Receiver<SessionStatus>,
 }
 
@@ -91,8 +91,24 @@ impl Session {
     /// and connects to a PE. [`SessionEvent::Connected`] says when one is reached; messages
     /// sent before wait for it.
     pub fn connect(client: &Client, pool: PoolHandle, options: SessionOptions) -> Self {
-        let (commands, commands_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
+        let mut s = Self::connect_with(client, pool, options, move |e| {
+            let _ = events_tx.send(e);
+        });
+        s.events = Some(events);
+        s
+    }
+
+    /// As [`Session::connect`], handing every event to `on_event` in the driver's task
+    /// instead of [`Session::next_event`] (which then returns `None`). `on_event` must not
+    /// block: it is what an embedding, such as the C API, uses to queue events its own way.
+    pub fn connect_with(
+        client: &Client,
+        pool: PoolHandle,
+        options: SessionOptions,
+        on_event: impl FnMut(SessionEvent) + Send + 'static,
+    ) -> Self {
+        let (commands, commands_rx) = mpsc::unbounded_channel();
         let (inputs, inputs_rx) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(SessionStatus::default());
         let mut driver = Driver {
@@ -103,13 +119,13 @@ impl Session {
             association: options.association,
             assocs: HashMap::new(),
             inputs,
-            events: events_tx,
+            events: Box::new(on_event),
         };
         driver.core.connect(Instant::now());
         tokio::spawn(async move { driver.run(inputs_rx, commands_rx).await });
         Self {
             commands,
-            events,
+            events: None,
             status,
         }
     }
@@ -135,14 +151,15 @@ impl Session {
         let _ = self.commands.send(Command::Failover(report_unreachable));
     }
 
-    /// The next message or notification; `None` once the session is closed.
+    /// The next message or notification; `None` once the session is closed (at once for a
+    /// session opened with [`Session::connect_with`]).
     pub async fn next_event(&mut self) -> Option<SessionEvent> {
-        self.events.recv().await
+        self.events.as_mut()?.recv().await
     }
 
     /// Closes the session: the association is shut down gracefully, waited for
     /// [`SESSION_CLOSE_LIMIT`] at most.
-    pub async fn close(self) {
+    pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Close(tx)).is_ok() {
             let _ = rx.await;
@@ -158,7 +175,7 @@ struct Driver {
     association: AssociationConfig,
     assocs: HashMap<AssociationId, Link>,
     inputs: mpsc::UnboundedSender<Input>,
-    events: mpsc::UnboundedSender<SessionEvent>,
+    events: Box<dyn FnMut(SessionEvent) + Send>,
 }
 
 impl Driver {
@@ -310,7 +327,7 @@ impl Driver {
             .send_if_modified(|s| std::mem::replace(s, status) != status);
         // The status first: an application woken by an event sees it current.
         while let Some(e) = self.core.poll_event() {
-            let _ = self.events.send(e);
+            (self.events)(e);
         }
     }
 }
