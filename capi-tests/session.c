@@ -78,6 +78,8 @@ int main(int argc, char** argv) {
 
   /* The PE: the session first, then its message. */
   wait_readable(pe);
+  /* A notification does not fit in 4 bytes: ENOMEM, and it stays queued. */
+  CHECK_ERR(rsp_recvmsg(pe, buf, 4, &ri, &flags, 20000), ENOMEM);
   ssize_t n = rsp_recvmsg(pe, buf, sizeof(buf), &ri, &flags, 20000);
   CHECK(n == (ssize_t)sizeof(struct rserpool_session_change));
   CHECK(flags & MSG_RSERPOOL_NOTIFICATION);

@@ -29,13 +29,23 @@ fn lib_dir() -> PathBuf {
     panic!("no librserpool.so near {}", exe.display());
 }
 
-/// Builds a C program of `capi-tests/` (extra `cc` flags from `RSERPOOL_CAPI_CFLAGS`, e.g.
-/// sanitizers) and returns its path.
-pub fn build(name: &str) -> PathBuf {
+/// AddressSanitizer (with its leak check) and UndefinedBehaviorSanitizer.
+const SANITIZERS: &[&str] = &[
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=undefined",
+    "-fno-omit-frame-pointer",
+];
+
+/// Builds a C program of `capi-tests/` with extra `cc` flags and returns its path.
+pub fn build(name: &str, flags: &[&str]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capi");
     std::fs::create_dir_all(&out).unwrap();
-    let exe = out.join(name);
+    let exe = out.join(if flags.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}-sanitized")
+    });
     let lib = lib_dir();
     let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
     cc.args(["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-g"])
@@ -48,9 +58,7 @@ pub fn build(name: &str) -> PathBuf {
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .arg("-lrserpool")
         .arg("-lpthread");
-    if let Ok(flags) = std::env::var("RSERPOOL_CAPI_CFLAGS") {
-        cc.args(flags.split_whitespace());
-    }
+    cc.args(flags);
     let status = cc.status().expect("cc");
     assert!(status.success(), "cc {name}.c failed");
     exe
@@ -63,6 +71,15 @@ fn run(exe: &Path, args: &[&str]) -> String {
         .env("RSERPOOL_UDP_PORT", UDP.to_string())
         .env("RSERPOOL_ANNOUNCE", "off")
         .env("RSERPOOL_LOCAL", "127.0.0.1")
+        // Any report fails the program (exit code 23).
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:exitcode=23:abort_on_error=0",
+        )
+        .env(
+            "UBSAN_OPTIONS",
+            "print_stacktrace=1:halt_on_error=1:exitcode=23",
+        )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -114,15 +131,23 @@ fn c_programs_use_the_api_against_a_registrar() {
         .build()
         .unwrap();
     let r = registrar(&rt, 0xc0c0);
-    let registrar = "-registrar=127.0.0.1:3863";
-    let session = build("session");
-    let out = run(&session, &[registrar]);
-    assert!(
-        out.contains(
-            "RSERPOOL_FAILOVER for session 1, state=RSERPOOL_FAILOVER_NECESSARY, cookie=yes"
-        ),
-        "{out}"
-    );
-    assert!(out.contains("session: ok"), "{out}");
+    // Plain, then under the sanitizers: nothing reported.
+    for flags in [&[][..], SANITIZERS] {
+        let registrar = "-registrar=127.0.0.1:3863";
+        let out = run(&build("session", flags), &[registrar]);
+        assert!(
+            out.contains(
+                "RSERPOOL_FAILOVER for session 1, state=RSERPOOL_FAILOVER_NECESSARY, cookie=yes"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("session: ok"), "{out}");
+        let out = run(&build("failover", flags), &[registrar]);
+        assert!(out.contains("new PE got: echo <PP-TD1>"), "{out}");
+        assert!(out.contains("failover: ok"), "{out}");
+        // Nothing listens at SCTP port 3999: the registrar is down.
+        let out = run(&build("errors", flags), &["-registrar=127.0.0.1:3999"]);
+        assert!(out.contains("errors: ok"), "{out}");
+    }
     r.shutdown();
 }
