@@ -15,6 +15,16 @@ fn main() {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-env-changed=RSERPOOL_WRITE_HEADERS");
+    // librserpool.so carries its ABI version: programs linked with it (or with the librsplib
+    // alias scripts/install-lib makes) need librserpool.so.MAJOR (0.x: 0.MINOR).
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
+    let minor = std::env::var("CARGO_PKG_VERSION_MINOR").unwrap();
+    let abi = if major == "0" {
+        format!("0.{minor}")
+    } else {
+        major
+    };
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librserpool.so.{abi}");
 
     let policytypes = dir.join("src/capi/policytypes.rs");
     let csp = dir.join("src/capi/csp.rs");
