@@ -8,6 +8,32 @@
 #include "rserpool.h"
 #include "check.h"
 
+#include <stddef.h>
+
+/* The x86-64 layout of RSPLIB's structs: programs built for RSPLIB work unchanged. */
+#if defined(__x86_64__)
+_Static_assert(sizeof(struct rsp_registrar_info) == 24, "rsp_registrar_info");
+_Static_assert(sizeof(struct rsp_info) == 96, "rsp_info");
+_Static_assert(offsetof(struct rsp_info, ri_disable_autoconfig) == 32, "ri_disable_autoconfig");
+_Static_assert(offsetof(struct rsp_info, ri_registrar_announce_timeout) == 48, "announce");
+_Static_assert(offsetof(struct rsp_info, ri_csp_identifier) == 72, "ri_csp_identifier");
+_Static_assert(offsetof(struct rsp_info, ri_csp_interval) == 88, "ri_csp_interval");
+_Static_assert(sizeof(struct rsp_loadinfo) == 24, "rsp_loadinfo");
+_Static_assert(offsetof(struct rsp_loadinfo, rli_load_dpf) == 20, "rli_load_dpf");
+_Static_assert(sizeof(struct rsp_addrinfo) == 56, "rsp_addrinfo");
+_Static_assert(offsetof(struct rsp_addrinfo, ai_addrlen) == 16, "ai_addrlen");
+_Static_assert(offsetof(struct rsp_addrinfo, ai_next) == 40, "ai_next");
+_Static_assert(offsetof(struct rsp_addrinfo, ai_pe_id) == 48, "ai_pe_id");
+_Static_assert(sizeof(struct rsp_sndrcvinfo) == 20, "rsp_sndrcvinfo");
+_Static_assert(offsetof(struct rsp_sndrcvinfo, rinfo_stream) == 16, "rinfo_stream");
+_Static_assert(sizeof(struct rserpool_failover) == 20, "rserpool_failover");
+_Static_assert(offsetof(struct rserpool_failover, rf_has_cookie) == 16, "rf_has_cookie");
+_Static_assert(sizeof(struct rserpool_session_change) == 16, "rserpool_session_change");
+_Static_assert(sizeof(struct rserpool_shutdown_event) == 12, "rserpool_shutdown_event");
+_Static_assert(sizeof(union rserpool_notification) == 20, "rserpool_notification");
+_Static_assert(sizeof(struct rserpool_session_parameters) == 24, "rserpool_session_parameters");
+#endif
+
 static const unsigned char POOL[] = "CErrorPool";
 #define PLEN (sizeof(POOL) - 1)
 
