@@ -41,6 +41,18 @@ pub fn build(name: &str, flags: &[&str]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capi");
     std::fs::create_dir_all(&out).unwrap();
+    // The library's SONAME (librserpool.so.MAJOR or 0.MINOR) as an install would have it.
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    let abi = if major == "0" {
+        format!("0.{}", env!("CARGO_PKG_VERSION_MINOR"))
+    } else {
+        major.to_string()
+    };
+    let runtime = out.join("lib");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let link = runtime.join(format!("librserpool.so.{abi}"));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(lib_dir().join("librserpool.so"), &link).unwrap();
     let exe = out.join(if flags.is_empty() {
         name.to_string()
     } else {
@@ -55,7 +67,7 @@ pub fn build(name: &str, flags: &[&str]) -> PathBuf {
         .arg("-o")
         .arg(&exe)
         .arg(format!("-L{}", lib.display()))
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", runtime.display()))
         .arg("-lrserpool")
         .arg("-lpthread");
     cc.args(flags);
