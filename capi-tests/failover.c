@@ -17,7 +17,7 @@ static const char POOL[] = "CFailoverPool";
 
 static struct rsp_info info;
 
-/* Serves one session after another: "ping N" gets "pong N" and the cookie "<PP-TD1>N".
+/* Serves one session after another: "ping N" gets the cookie "<PP-TD1>N" and "pong N".
  * A Cookie Echo is printed as "echo <cookie>" (to fd out). */
 static void serve(int pe, int out) {
   for (;;) {
@@ -39,11 +39,13 @@ static void serve(int pe, int out) {
       }
       CHECK(ri.rinfo_ppid == htonl(PPID));
       CHECK(n > 5 && memcmp(buf, "ping ", 5) == 0);
+      /* The cookie first: on the same ordered stream, it has reached the PU when the Pong
+       * has, so the newest cookie is the one of the last Pong it read. */
       char reply[64], cookie[64];
-      int len = snprintf(reply, sizeof(reply), "pong %s", buf + 5);
-      CHECK(rsp_sendmsg(s, reply, (size_t)len, 0, 0, htonl(PPID), 0, 0, 0, -1) == len);
-      len = snprintf(cookie, sizeof(cookie), "<PP-TD1>%s", buf + 5);
+      int len = snprintf(cookie, sizeof(cookie), "<PP-TD1>%s", buf + 5);
       CHECK(rsp_send_cookie(s, (const unsigned char*)cookie, (size_t)len, 0, -1) == len);
+      len = snprintf(reply, sizeof(reply), "pong %s", buf + 5);
+      CHECK(rsp_sendmsg(s, reply, (size_t)len, 0, 0, htonl(PPID), 0, 0, 0, -1) == len);
     }
     CHECK(rsp_close(s) == 0);
   }
