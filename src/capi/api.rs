@@ -69,6 +69,13 @@ fn socket_of(l: &Library, sd: c_int) -> Result<Arc<Socket>, c_int> {
     l.socket(sd).ok_or(libc::EBADF)
 }
 
+/// The library and the socket behind `sd`.
+fn lib_socket(sd: c_int) -> Result<(Arc<Library>, Arc<Socket>), c_int> {
+    let l = lib()?;
+    let s = socket_of(&l, sd)?;
+    Ok((l, s))
+}
+
 /// Reads a pool handle argument.
 ///
 /// # Safety
@@ -726,7 +733,7 @@ pub unsafe extern "C" fn rsp_register(
     flags: c_int,
 ) -> c_int {
     guard(-1, || {
-        let (l, s) = match lib().and_then(|l| socket_of(&l, sd).map(|s| (l, s))) {
+        let (l, s) = match lib_socket(sd) {
             Ok(v) => v,
             Err(e) => return fail(e),
         };
@@ -840,13 +847,6 @@ fn pe_handler(s: &Arc<Socket>) -> impl FnMut(PeEvent) + Send + 'static {
         let Some(parent) = parent.upgrade() else {
             return;
         };
-        let session = match &e {
-            PeEvent::SessionAdded { session }
-            | PeEvent::SessionRemoved { session }
-            | PeEvent::CookieEcho { session, .. }
-            | PeEvent::Message { session, .. }
-            | PeEvent::PeerShutdown { session } => *session,
-        };
         if one_to_many {
             parent.push(match e {
                 PeEvent::SessionAdded { session } => session_change(session, RSERPOOL_SESSION_ADD),
@@ -909,7 +909,6 @@ fn pe_handler(s: &Arc<Socket>) -> impl FnMut(PeEvent) + Send + 'static {
                 }
             }
         }
-        let _ = session;
     }
 }
 
@@ -958,7 +957,7 @@ fn failover(state: c_uint, has_cookie: bool) -> Item {
 #[unsafe(no_mangle)]
 pub extern "C" fn rsp_deregister(sd: c_int, flags: c_int) -> c_int {
     guard(-1, || {
-        let (l, s) = match lib().and_then(|l| socket_of(&l, sd).map(|s| (l, s))) {
+        let (l, s) = match lib_socket(sd) {
             Ok(v) => v,
             Err(e) => return fail(e),
         };
@@ -988,7 +987,7 @@ pub extern "C" fn rsp_deregister(sd: c_int, flags: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn rsp_accept(sd: c_int, timeout: c_int) -> c_int {
     guard(-1, || {
-        let (l, s) = match lib().and_then(|l| socket_of(&l, sd).map(|s| (l, s))) {
+        let (l, s) = match lib_socket(sd) {
             Ok(v) => v,
             Err(e) => return fail(e),
         };
@@ -1038,7 +1037,7 @@ pub unsafe extern "C" fn rsp_connect(
 ) -> c_int {
     let _ = staleCacheValue;
     guard(-1, || {
-        let (l, s) = match lib().and_then(|l| socket_of(&l, sd).map(|s| (l, s))) {
+        let (l, s) = match lib_socket(sd) {
             Ok(v) => v,
             Err(e) => return fail(e),
         };
@@ -1126,7 +1125,7 @@ fn pool_user(s: &Socket) -> Result<Arc<Session>, c_int> {
 pub extern "C" fn rsp_forcefailover(sd: c_int, flags: c_uint, staleCacheValue: c_uint) -> c_int {
     let _ = staleCacheValue;
     guard(-1, || {
-        let (l, s) = match lib().and_then(|l| socket_of(&l, sd).map(|s| (l, s))) {
+        let (l, s) = match lib_socket(sd) {
             Ok(v) => v,
             Err(e) => return fail(e),
         };
@@ -1188,7 +1187,7 @@ pub unsafe extern "C" fn rsp_sendmsg(
 ) -> ssize_t {
     let _ = (msg_flags, timeout);
     guard(-1, || {
-        let (l, s) = match lib().and_then(|l| socket_of(&l, sd).map(|s| (l, s))) {
+        let (l, s) = match lib_socket(sd) {
             Ok(v) => v,
             Err(e) => return fail(e),
         };
@@ -1267,7 +1266,7 @@ pub unsafe extern "C" fn rsp_send_cookie(
 ) -> ssize_t {
     let _ = timeout;
     guard(-1, || {
-        let (l, s) = match lib().and_then(|l| socket_of(&l, sd).map(|s| (l, s))) {
+        let (l, s) = match lib_socket(sd) {
             Ok(v) => v,
             Err(e) => return fail(e),
         };

@@ -14,7 +14,7 @@ use crate::handlespace::AssociationId;
 use crate::session::{
     PeEvent, PeSessionError, PoolElementSessions, SendInfo, SessionId, SessionOutput,
 };
-use crate::transport::{self, Association, Closed, Link, Listener, Message, Peer, SendOptions};
+use crate::transport::{self, Association, Closed, Link, Listener, Message, Peer};
 use crate::wire::{PoolElement, PoolHandle};
 
 /// How long [`SessionServer::close`] waits for the sessions' associations to close.
@@ -277,13 +277,7 @@ impl Driver {
                     data,
                 } => {
                     if let Some((_, writer)) = self.assocs.get(&association) {
-                        let opts = SendOptions {
-                            stream: info.stream,
-                            ppid: info.ppid,
-                            unordered: info.unordered,
-                            lifetime: info.lifetime,
-                        };
-                        let _ = writer.send((opts, data));
+                        let _ = writer.send((transport::send_options(&info), data));
                     }
                 }
                 SessionOutput::Shutdown { association } => {

@@ -18,7 +18,7 @@ use crate::handlespace::AssociationId;
 use crate::session::{
     PoolUserSession, SendInfo, SessionConfig, SessionError, SessionEvent, SessionOutput,
 };
-use crate::transport::{self, Association, Closed, Link, Message, SendOptions};
+use crate::transport::{self, Association, Closed, Link, Message};
 use crate::wire::{PoolElement, PoolElementId, PoolHandle};
 
 /// How long [`Session::close`] waits for the association to close.
@@ -293,13 +293,7 @@ impl Driver {
                     data,
                 } => {
                     if let Some((_, writer)) = self.assocs.get(&association) {
-                        let opts = SendOptions {
-                            stream: info.stream,
-                            ppid: info.ppid,
-                            unordered: info.unordered,
-                            lifetime: info.lifetime,
-                        };
-                        let _ = writer.send((opts, data));
+                        let _ = writer.send((transport::send_options(&info), data));
                     }
                 }
                 SessionOutput::Abort { association } => {

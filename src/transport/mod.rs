@@ -354,6 +354,16 @@ pub(crate) fn spawn_reader<T: Send + 'static>(
     });
 }
 
+/// The transport's options for a message the session layer sends.
+pub(crate) fn send_options(info: &rserpool_proto::session::SendInfo) -> SendOptions {
+    SendOptions {
+        stream: info.stream,
+        ppid: info.ppid,
+        unordered: info.unordered,
+        lifetime: info.lifetime,
+    }
+}
+
 /// An association and the queue of its writer task ([`spawn_writer`]).
 pub(crate) type Link = (
     Arc<Association>,
