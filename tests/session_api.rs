@@ -94,10 +94,11 @@ async fn ping_pong_pe(
                         ppid: 11,
                         ..SendOptions::default()
                     };
-                    if a.send_message(opts, pong).await.is_err()
-                        || a.send_message(asap, cookie.to_bytes().unwrap().into())
-                            .await
-                            .is_err()
+                    // The cookie first: on the ordered stream it has arrived when the pong has.
+                    if a.send_message(asap, cookie.to_bytes().unwrap().into())
+                        .await
+                        .is_err()
+                        || a.send_message(opts, pong).await.is_err()
                     {
                         return;
                     }
