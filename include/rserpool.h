@@ -548,8 +548,9 @@ void rsp_cleanup(void);
  list to free with `rsp_freeaddrinfo`. Returns the number of PEs, `REAI_NONAME` when the
  pool is unknown or empty, `REAI_MEMORY`, or `REAI_SYSTEM` with errno (`EINVAL` for bad
  arguments, `ENAMETOOLONG` for a handle over 32 bytes, `EACCES` before `rsp_initialize`,
- `EHOSTUNREACH` / `ETIMEDOUT` when no registrar answers). `staleCacheValue` is not used:
- the cache follows the library's setting.
+ `EHOSTUNREACH` / `ETIMEDOUT` when no registrar answers). `staleCacheValue` (ms) is
+ RSPLIB's: 0 asks a registrar every time; otherwise fresh cached PEs answer at once, and
+ the PEs a registrar returns stay cached that long.
  */
 int rsp_getaddrinfo(const unsigned char *poolHandle,
                     size_t poolHandleSize,
@@ -674,7 +675,8 @@ int rsp_accept(int sd, int timeout);
  reached: the first send then fails, and a `RSERPOOL_FAILOVER` notification
  (`RSERPOOL_FAILOVER_NECESSARY`) asks for `rsp_forcefailover`. Errors: `EBADF` (no such
  socket, or connected already, or a PE's), `EINVAL`, `ENAMETOOLONG`.
- `staleCacheValue` is not used.
+ `staleCacheValue` (ms): how long the PEs of the session's handle resolutions stay cached
+ (0: a registrar is asked every time), as in `rsp_getaddrinfo`.
  */
 int rsp_connect(int sd,
                 const unsigned char *poolHandle,
@@ -686,7 +688,8 @@ int rsp_connect(int sd,
  current one unreachable first), echoing the newest cookie to it, and waits for the outcome
  (bounded by the connect timeout). Queued notifications are dropped; a `RSERPOOL_FAILOVER`
  / `RSERPOOL_FAILOVER_COMPLETE` notification follows. Errors: `EBADF` (not a pool user's
- session), `ENOENT` (no PE could be reached). `staleCacheValue` is not used.
+ session), `ENOENT` (no PE could be reached). `staleCacheValue` (ms) replaces the one
+ of `rsp_connect` for this and later handle resolutions.
  */
 int rsp_forcefailover(int sd, unsigned int flags, unsigned int staleCacheValue);
 

@@ -652,6 +652,38 @@ fn the_cache_answers_until_stale_and_unreachable_pes_leave_it() {
 }
 
 #[test]
+fn a_per_call_cache_lifetime_overrides_the_setting() {
+    let mut sim = Sim::new();
+    let pr = sim.add_registrar(Sim::registrar_config(1), 1);
+    let a = new_pe_client(&mut sim, &[pr], 1);
+    register(&mut sim, a, spec("P", 1, Policy::RoundRobin, 60 * SEC));
+    // The client's own setting: no cache (RSPLIB's staleCacheValue 0).
+    let pu = sim.add_client(Sim::client_config(&[pr]), 3);
+    let cached = |sim: &mut Sim, stale: Duration| {
+        let rid = sim.with_client(pu, |c, now| c.resolve_cached(now, &ph("P"), Some(1), stale));
+        match sim.wait_done(pu, rid, 10 * SEC) {
+            Ok(Outcome::Resolved(pes)) => pes.len(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let asked = sim.prs[pr].core.stats().handle_resolutions;
+    // A call with a lifetime fills the cache; the next one within it is answered from there.
+    assert_eq!(cached(&mut sim, 2 * SEC), 1);
+    assert_eq!(cached(&mut sim, 2 * SEC), 1);
+    assert_eq!(sim.prs[pr].core.stats().handle_resolutions, asked + 1);
+    assert_eq!(sim.clients[pu].core.stats().cache_hits, 1);
+    // A call without one asks the registrar, cache or not.
+    assert_eq!(cached(&mut sim, Duration::ZERO), 1);
+    assert_eq!(resolve(&mut sim, pu, "P", Some(1)).unwrap().len(), 1);
+    assert_eq!(sim.prs[pr].core.stats().handle_resolutions, asked + 3);
+    // Past the lifetime, the registrar again.
+    sim.run_for(3 * SEC);
+    assert_eq!(cached(&mut sim, 2 * SEC), 1);
+    assert_eq!(sim.prs[pr].core.stats().handle_resolutions, asked + 4);
+    assert_eq!(sim.clients[pu].core.stats().cache_hits, 1);
+}
+
+#[test]
 fn registrations_are_checked() {
     let mut sim = Sim::new();
     let pr = sim.add_registrar(Sim::registrar_config(1), 1);

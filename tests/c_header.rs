@@ -5,7 +5,13 @@
 fn the_checked_in_headers_are_current() {
     let generated = std::path::Path::new(env!("RSERPOOL_GENERATED_INCLUDE"));
     let include = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
-    for name in ["rserpool.h", "rserpool-policytypes.h", "rserpool-csp.h"] {
+    for name in [
+        "rserpool.h",
+        "rserpool-policytypes.h",
+        "rserpool-csp.h",
+        "tagitem.h",
+        "rserpool-internals.h",
+    ] {
         let want = std::fs::read_to_string(generated.join(name)).unwrap();
         let have = std::fs::read_to_string(include.join(name)).unwrap_or_default();
         assert!(

@@ -177,7 +177,16 @@ fn installed_library_builds_and_runs_the_c_demos() {
     let probe = src.join("probe.c");
     std::fs::write(
         &probe,
-        "#include <rserpool/rserpool.h>\nint main(void) { return rsp_getpolicybyname(\"LeastUsed\") == PPT_LEASTUSED ? 0 : 1; }\n",
+        concat!(
+            "#include <rserpool/rserpool.h>\n",
+            "#include <rserpool/rserpool-internals.h>\n",
+            "#include <rserpool/tagitem.h>\n",
+            "int main(void) {\n",
+            "  struct TagItem t[] = {{TAG_PoolElement_Identifier, 7}, {TAG_DONE, 0}};\n",
+            "  return rsp_getpolicybyname(\"LeastUsed\") == PPT_LEASTUSED &&\n",
+            "         tagListGetData(t, TAG_PoolElement_Identifier, 0) == 7 ? 0 : 1;\n",
+            "}\n"
+        ),
     )
     .unwrap();
     for std in ["-std=gnu99", "-std=gnu11", "-std=gnu17", "-std=gnu2x"] {

@@ -157,6 +157,8 @@ fn c_programs_use_the_api_against_a_registrar() {
         let out = run(&build("failover", flags), &[registrar]);
         assert!(out.contains("new PE got: echo <PP-TD1>"), "{out}");
         assert!(out.contains("failover: ok"), "{out}");
+        let out = run(&build("tags", flags), &[registrar]);
+        assert!(out.contains("tags: ok"), "{out}");
         // Nothing listens at SCTP port 3999: the registrar is down.
         let out = run(&build("errors", flags), &["-registrar=127.0.0.1:3999"]);
         assert!(out.contains("errors: ok"), "{out}");

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use libc::{c_char, c_int, c_uchar, c_uint, c_void, size_t, sockaddr, socklen_t, ssize_t};
 
+use super::internals::CallTags;
 use super::library::{self, Library, lock};
 use super::socket::{Item, PoolElementState, Role, Socket, timeout_ms};
 use super::types::*;
@@ -243,8 +244,9 @@ pub extern "C" fn rsp_cleanup() {
 /// list to free with `rsp_freeaddrinfo`. Returns the number of PEs, `REAI_NONAME` when the
 /// pool is unknown or empty, `REAI_MEMORY`, or `REAI_SYSTEM` with errno (`EINVAL` for bad
 /// arguments, `ENAMETOOLONG` for a handle over 32 bytes, `EACCES` before `rsp_initialize`,
-/// `EHOSTUNREACH` / `ETIMEDOUT` when no registrar answers). `staleCacheValue` is not used:
-/// the cache follows the library's setting.
+/// `EHOSTUNREACH` / `ETIMEDOUT` when no registrar answers). `staleCacheValue` (ms) is
+/// RSPLIB's: 0 asks a registrar every time; otherwise fresh cached PEs answer at once, and
+/// the PEs a registrar returns stay cached that long.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rsp_getaddrinfo(
     poolHandle: *const c_uchar,
@@ -253,7 +255,6 @@ pub unsafe extern "C" fn rsp_getaddrinfo(
     items: size_t,
     staleCacheValue: c_uint,
 ) -> c_int {
-    let _ = staleCacheValue;
     guard(REAI_SYSTEM, || {
         if rserpoolAddrInfo.is_null() {
             set_errno(libc::EINVAL);
@@ -277,7 +278,8 @@ pub unsafe extern "C" fn rsp_getaddrinfo(
             }
         };
         let n = items.clamp(1, 128) as u32;
-        let pes = match l.block_on(l.client.resolve(&pool, Some(n))) {
+        let stale = Duration::from_millis(u64::from(staleCacheValue));
+        let pes = match l.block_on(l.client.resolve_with(&pool, Some(n), Some(stale))) {
             Ok(pes) if pes.is_empty() => return REAI_NONAME,
             Ok(pes) => pes,
             Err(ClientError::UnknownPoolHandle) => return REAI_NONAME,
@@ -388,6 +390,30 @@ pub unsafe extern "C" fn rsp_pe_registration(
     registrationLife: c_uint,
     flags: c_int,
 ) -> c_uint {
+    // SAFETY: the caller's promises, passed on.
+    unsafe {
+        pe_registration(
+            poolHandle,
+            poolHandleSize,
+            rspAddrInfo,
+            rspLoadInfo,
+            registrationLife,
+            flags,
+            &CallTags::default(),
+        )
+    }
+}
+
+/// `rsp_pe_registration`, with the settings of a `*_tags` call.
+pub(crate) unsafe fn pe_registration(
+    poolHandle: *const c_uchar,
+    poolHandleSize: size_t,
+    rspAddrInfo: *mut rsp_addrinfo,
+    rspLoadInfo: *const rsp_loadinfo,
+    registrationLife: c_uint,
+    flags: c_int,
+    tags: &CallTags,
+) -> c_uint {
     guard(RSPERR_INVALID_VALUE, || {
         // SAFETY: the program passes its pool handle.
         let Ok(pool) = (unsafe { pool_handle(poolHandle, poolHandleSize) }) else {
@@ -437,7 +463,9 @@ pub unsafe extern "C" fn rsp_pe_registration(
             return RSPERR_NOT_INITIALIZED;
         };
         if ai.ai_pe_id == 0 {
-            ai.ai_pe_id = rand::random_range(1..=0xffff_fffe);
+            ai.ai_pe_id = tags
+                .pe_id
+                .unwrap_or_else(|| rand::random_range(1..=0xffff_fffe));
         }
         let spec = PoolElementSpec {
             pool_handle: pool,
@@ -732,6 +760,30 @@ pub unsafe extern "C" fn rsp_register(
     reregistrationInterval: c_uint,
     flags: c_int,
 ) -> c_int {
+    // SAFETY: the caller's promises, passed on.
+    unsafe {
+        register(
+            sd,
+            poolHandle,
+            poolHandleSize,
+            loadinfo,
+            reregistrationInterval,
+            flags,
+            &CallTags::default(),
+        )
+    }
+}
+
+/// `rsp_register`, with the settings of a `*_tags` call.
+pub(crate) unsafe fn register(
+    sd: c_int,
+    poolHandle: *const c_uchar,
+    poolHandleSize: size_t,
+    loadinfo: *const rsp_loadinfo,
+    reregistrationInterval: c_uint,
+    flags: c_int,
+    tags: &CallTags,
+) -> c_int {
     guard(-1, || {
         let (l, s) = match lib_socket(sd) {
             Ok(v) => v,
@@ -778,7 +830,10 @@ pub unsafe extern "C" fn rsp_register(
             .map(|a| a.ip())
             .filter(|ip| !ip.is_unspecified())
             .collect();
-        let id = PoolElementId(rand::random_range(1..=0xffff_fffe));
+        let id = PoolElementId(
+            tags.pe_id
+                .unwrap_or_else(|| rand::random_range(1..=0xffff_fffe)),
+        );
         let server = {
             let _rt = l.runtime.enter();
             SessionServer::start_with(listener, pool.clone(), pe_handler(&s))
@@ -1027,7 +1082,8 @@ pub extern "C" fn rsp_accept(sd: c_int, timeout: c_int) -> c_int {
 /// reached: the first send then fails, and a `RSERPOOL_FAILOVER` notification
 /// (`RSERPOOL_FAILOVER_NECESSARY`) asks for `rsp_forcefailover`. Errors: `EBADF` (no such
 /// socket, or connected already, or a PE's), `EINVAL`, `ENAMETOOLONG`.
-/// `staleCacheValue` is not used.
+/// `staleCacheValue` (ms): how long the PEs of the session's handle resolutions stay cached
+/// (0: a registrar is asked every time), as in `rsp_getaddrinfo`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rsp_connect(
     sd: c_int,
@@ -1035,7 +1091,26 @@ pub unsafe extern "C" fn rsp_connect(
     poolHandleSize: size_t,
     staleCacheValue: c_uint,
 ) -> c_int {
-    let _ = staleCacheValue;
+    // SAFETY: the caller's promises, passed on.
+    unsafe {
+        connect(
+            sd,
+            poolHandle,
+            poolHandleSize,
+            staleCacheValue,
+            &CallTags::default(),
+        )
+    }
+}
+
+/// `rsp_connect`, with the settings of a `*_tags` call.
+pub(crate) unsafe fn connect(
+    sd: c_int,
+    poolHandle: *const c_uchar,
+    poolHandleSize: size_t,
+    staleCacheValue: c_uint,
+    tags: &CallTags,
+) -> c_int {
     guard(-1, || {
         let (l, s) = match lib_socket(sd) {
             Ok(v) => v,
@@ -1050,11 +1125,18 @@ pub unsafe extern "C" fn rsp_connect(
         if !matches!(st.role, Role::Fresh) {
             return fail(libc::EBADF);
         }
+        let defaults = SessionConfig::default();
         let options = SessionOptions {
-            session: SessionConfig::default(),
+            session: SessionConfig {
+                connect_timeout: tags.connect_timeout.unwrap_or(defaults.connect_timeout),
+                retry_delay: tags.retry_delay.unwrap_or(defaults.retry_delay),
+                ..defaults
+            },
+            stale_cache_value: Some(Duration::from_millis(u64::from(staleCacheValue))),
             ..session_options(&st.params)
         };
-        let limit = options.session.connect_timeout + l.options.asap.t1_enrp_request;
+        let connect_timeout = options.session.connect_timeout;
+        let limit = connect_timeout + l.options.asap.t1_enrp_request;
         let session = {
             let _rt = l.runtime.enter();
             Session::connect_with(&l.client, pool.clone(), options, pu_handler(&s))
@@ -1062,6 +1144,7 @@ pub unsafe extern "C" fn rsp_connect(
         st.role = Role::PoolUser {
             session: Arc::new(session),
             pool,
+            connect_timeout,
         };
         st.connect_outcome = None;
         let _ = s.wait(st, Some(limit), |st| st.connect_outcome.is_some());
@@ -1116,14 +1199,24 @@ fn pool_user(s: &Socket) -> Result<Arc<Session>, c_int> {
     }
 }
 
+/// How long a pool user's connect to a PE may take.
+fn connect_timeout(s: &Socket) -> Duration {
+    match &s.lock().role {
+        Role::PoolUser {
+            connect_timeout, ..
+        } => *connect_timeout,
+        _ => SessionConfig::default().connect_timeout,
+    }
+}
+
 /// Fails the pool user's session over to another PE now (`FFF_UNREACHABLE`: reporting the
 /// current one unreachable first), echoing the newest cookie to it, and waits for the outcome
 /// (bounded by the connect timeout). Queued notifications are dropped; a `RSERPOOL_FAILOVER`
 /// / `RSERPOOL_FAILOVER_COMPLETE` notification follows. Errors: `EBADF` (not a pool user's
-/// session), `ENOENT` (no PE could be reached). `staleCacheValue` is not used.
+/// session), `ENOENT` (no PE could be reached). `staleCacheValue` (ms) replaces the one
+/// of `rsp_connect` for this and later handle resolutions.
 #[unsafe(no_mangle)]
 pub extern "C" fn rsp_forcefailover(sd: c_int, flags: c_uint, staleCacheValue: c_uint) -> c_int {
-    let _ = staleCacheValue;
     guard(-1, || {
         let (l, s) = match lib_socket(sd) {
             Ok(v) => v,
@@ -1133,12 +1226,15 @@ pub extern "C" fn rsp_forcefailover(sd: c_int, flags: c_uint, staleCacheValue: c
             Ok(v) => v,
             Err(e) => return fail(e),
         };
+        let limit = connect_timeout(&s) + l.options.asap.t1_enrp_request;
         let mut st = s.lock();
         st.queue.retain(|i| !matches!(i, Item::Notification(_)));
         st.connect_outcome = None;
         s.readiness(&st);
-        session.force_failover(flags & FFF_UNREACHABLE != 0);
-        let limit = SessionConfig::default().connect_timeout + l.options.asap.t1_enrp_request;
+        session.force_failover_with(
+            flags & FFF_UNREACHABLE != 0,
+            Duration::from_millis(u64::from(staleCacheValue)),
+        );
         let (st, _) = s.wait(st, Some(limit), |st| st.connect_outcome.is_some());
         match st.connect_outcome {
             Some(true) => 0,
@@ -1656,7 +1752,7 @@ pub unsafe extern "C" fn rsp_getpeername(
             Err(e) => return fail(e),
         };
         let (pool, pe) = match &s.lock().role {
-            Role::PoolUser { session, pool } => (pool.clone(), session.status().pool_element),
+            Role::PoolUser { session, pool, .. } => (pool.clone(), session.status().pool_element),
             _ => return fail(libc::EBADF),
         };
         let Some(pe) = pe else {

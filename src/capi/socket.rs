@@ -41,6 +41,8 @@ pub(crate) enum Role {
     PoolUser {
         session: Arc<Session>,
         pool: PoolHandle,
+        /// How long a connect to a PE may take (`TAG_RspSession_ConnectTimeout`).
+        connect_timeout: Duration,
     },
     /// A registered pool element: one-to-many (`SOCK_SEQPACKET`) or accepting (`SOCK_STREAM`).
     PoolElement(Arc<PoolElementState>),

@@ -143,6 +143,7 @@ enum Command {
     Resolve(
         PoolHandle,
         Option<u32>,
+        Option<Duration>,
         oneshot::Sender<Result<Outcome, ClientError>>,
     ),
     Unreachable(PoolHandle, PoolElementId),
@@ -361,8 +362,21 @@ impl Client {
         pool_handle: &PoolHandle,
         items: Option<u32>,
     ) -> Result<Vec<PoolElement>, ClientError> {
+        self.resolve_with(pool_handle, items, None).await
+    }
+
+    /// As [`resolve`](Self::resolve), with this call's cache lifetime instead of the
+    /// client's [`ClientConfig::stale_cache_value`](crate::asap::ClientConfig) when
+    /// `stale_cache_value` is given (see [`AsapClient::resolve_cached`]; RSPLIB's
+    /// per-call `staleCacheValue`).
+    pub async fn resolve_with(
+        &self,
+        pool_handle: &PoolHandle,
+        items: Option<u32>,
+        stale_cache_value: Option<Duration>,
+    ) -> Result<Vec<PoolElement>, ClientError> {
         match self
-            .call(|tx| Command::Resolve(pool_handle.clone(), items, tx))
+            .call(|tx| Command::Resolve(pool_handle.clone(), items, stale_cache_value, tx))
             .await?
         {
             Outcome::Resolved(pes) => Ok(pes),
@@ -444,7 +458,10 @@ impl Driver {
                 (self.core.update_policy(now, &ph, id, policy), tx)
             }
             Command::Deregister(ph, id, tx) => (self.core.deregister(now, &ph, id), tx),
-            Command::Resolve(ph, items, tx) => (self.core.resolve(now, &ph, items), tx),
+            Command::Resolve(ph, items, None, tx) => (self.core.resolve(now, &ph, items), tx),
+            Command::Resolve(ph, items, Some(stale), tx) => {
+                (self.core.resolve_cached(now, &ph, items, stale), tx)
+            }
             Command::Unreachable(ph, id) => {
                 self.core.report_unreachable(now, &ph, id);
                 return;

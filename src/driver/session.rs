@@ -31,6 +31,10 @@ pub struct SessionOptions {
     pub session: SessionConfig,
     /// SCTP settings of the associations to PEs (RSPLIB's `rsp_update_session_parameters`).
     pub association: AssociationConfig,
+    /// How long the PEs of the session's handle resolutions stay in the client's cache
+    /// (RSPLIB's `staleCacheValue` of `rsp_connect`); `None`: the client's own setting. See
+    /// [`Client::resolve_with`].
+    pub stale_cache_value: Option<Duration>,
 }
 
 impl Default for SessionOptions {
@@ -48,6 +52,7 @@ impl Default for SessionOptions {
         Self {
             session: SessionConfig::default(),
             association,
+            stale_cache_value: None,
         }
     }
 }
@@ -67,7 +72,7 @@ pub struct SessionStatus {
 
 enum Command {
     Send(SendInfo, Bytes, oneshot::Sender<Result<(), SessionError>>),
-    Failover(bool),
+    Failover(bool, Option<Duration>),
     Close(oneshot::Sender<()>),
 }
 
@@ -117,6 +122,7 @@ impl Session {
             client: client.clone(),
             pool,
             association: options.association,
+            stale_cache_value: options.stale_cache_value,
             assocs: HashMap::new(),
             inputs,
             events: Box::new(on_event),
@@ -148,7 +154,19 @@ impl Session {
     /// Fails over now (RSPLIB's `rsp_forcefailover`), reporting the current PE unreachable
     /// if asked.
     pub fn force_failover(&self, report_unreachable: bool) {
-        let _ = self.commands.send(Command::Failover(report_unreachable));
+        let _ = self
+            .commands
+            .send(Command::Failover(report_unreachable, None));
+    }
+
+    /// As [`force_failover`](Self::force_failover), with a new cache lifetime for this and
+    /// the session's later handle resolutions (RSPLIB's `staleCacheValue` of
+    /// `rsp_forcefailover`; see [`SessionOptions::stale_cache_value`]).
+    pub fn force_failover_with(&self, report_unreachable: bool, stale_cache_value: Duration) {
+        let _ = self.commands.send(Command::Failover(
+            report_unreachable,
+            Some(stale_cache_value),
+        ));
     }
 
     /// The next message or notification; `None` once the session is closed (at once for a
@@ -173,6 +191,7 @@ struct Driver {
     client: Client,
     pool: PoolHandle,
     association: AssociationConfig,
+    stale_cache_value: Option<Duration>,
     assocs: HashMap<AssociationId, Link>,
     inputs: mpsc::UnboundedSender<Input>,
     events: Box<dyn FnMut(SessionEvent) + Send>,
@@ -193,7 +212,10 @@ impl Driver {
                     Some(Command::Send(info, data, tx)) => {
                         let _ = tx.send(self.core.send(Instant::now(), info, data));
                     }
-                    Some(Command::Failover(report)) => {
+                    Some(Command::Failover(report, stale)) => {
+                        if stale.is_some() {
+                            self.stale_cache_value = stale;
+                        }
                         self.core.force_failover(Instant::now(), report)
                     }
                     Some(Command::Close(done)) => {
@@ -262,8 +284,9 @@ impl Driver {
                     let client = self.client.clone();
                     let pool = self.pool.clone();
                     let inputs = self.inputs.clone();
+                    let stale = self.stale_cache_value;
                     tokio::spawn(async move {
-                        let r = client.resolve(&pool, None).await;
+                        let r = client.resolve_with(&pool, None, stale).await;
                         let _ = inputs.send(Input::Resolved(r));
                     });
                 }

@@ -281,6 +281,8 @@ enum Purpose {
     Deregister,
     Resolve {
         items: Option<u32>,
+        /// How long the PEs of the answer stay in the cache (zero: not cached).
+        stale_cache_value: Duration,
     },
     /// Sent as soon as an association is up, no response (Endpoint Unreachable).
     Report,
@@ -571,8 +573,23 @@ impl AsapClient {
         pool_handle: &PoolHandle,
         items: Option<u32>,
     ) -> RequestId {
+        self.resolve_cached(now, pool_handle, items, self.config.stale_cache_value)
+    }
+
+    /// As [`resolve`](Self::resolve), with this call's cache lifetime instead of
+    /// [`ClientConfig::stale_cache_value`] (RSPLIB's per-call `staleCacheValue`). Non-zero:
+    /// fresh cached PEs (whichever call cached them) answer at once, and the PEs of a
+    /// registrar's answer stay cached that long. Zero: the registrar is asked, and nothing is
+    /// cached.
+    pub fn resolve_cached(
+        &mut self,
+        now: Instant,
+        pool_handle: &PoolHandle,
+        items: Option<u32>,
+        stale_cache_value: Duration,
+    ) -> RequestId {
         let rid = self.new_request_id();
-        if !self.config.stale_cache_value.is_zero() {
+        if !stale_cache_value.is_zero() {
             self.expire_cache(now);
             if self.cache.pool(pool_handle).is_some() {
                 self.stats.cache_hits += 1;
@@ -593,7 +610,10 @@ impl AsapClient {
             now,
             rid,
             Some(Key::Resolve(pool_handle.clone())),
-            Purpose::Resolve { items },
+            Purpose::Resolve {
+                items,
+                stale_cache_value,
+            },
             &msg,
             self.config.t1_enrp_request,
         );
@@ -1391,9 +1411,12 @@ impl AsapClient {
         let Some(rid) = self.take_inflight(association, &key) else {
             return debug!(pool = %h.pool_handle, "unexpected Handle Resolution Response");
         };
-        let items = match self.requests.get(&rid).map(|r| &r.purpose) {
-            Some(Purpose::Resolve { items }) => *items,
-            _ => None,
+        let (items, stale_cache_value) = match self.requests.get(&rid).map(|r| &r.purpose) {
+            Some(Purpose::Resolve {
+                items,
+                stale_cache_value,
+            }) => (*items, *stale_cache_value),
+            _ => (None, Duration::ZERO),
         };
         if let Some(e) = h.error {
             let err = if e.code() == CauseCode::UNKNOWN_POOL_HANDLE {
@@ -1406,10 +1429,10 @@ impl AsapClient {
         if h.elements.is_empty() {
             return self.finish(rid, Err(ClientError::UnknownPoolHandle));
         }
-        if self.config.stale_cache_value.is_zero() {
+        if stale_cache_value.is_zero() {
             return self.finish(rid, Ok(Outcome::Resolved(h.elements)));
         }
-        let expiry = now + self.config.stale_cache_value;
+        let expiry = now + stale_cache_value;
         for pe in h.elements {
             if let Ok(r) = self.cache.register(&h.pool_handle, pe, None) {
                 self.cache
