@@ -81,11 +81,12 @@ int main(int argc, char** argv) {
     pong->message_no = ping->message_no;
     pong->reply_no = htobe64((*next)++);
     memcpy(pong->data, ping->data, data);
-    rsp_sendmsg(sd, out, sizeof(*pong) + data, 0, s, htonl(PPID_PINGPONG), 0, 0, 0, -1);
+    /* The cookie first: when the client has a Pong, it has the state after it too. */
     struct pingpong_cookie cookie;
     memcpy(cookie.id, PINGPONG_COOKIE_ID, 8);
     cookie.reply_no = htobe64(*next);
     rsp_send_cookie(sd, (const unsigned char*)&cookie, sizeof(cookie), s, -1);
+    rsp_sendmsg(sd, out, sizeof(*pong) + data, 0, s, htonl(PPID_PINGPONG), 0, 0, 0, -1);
   }
   rsp_close(sd);
   rsp_cleanup();
