@@ -1,0 +1,403 @@
+//! A pool user talking to a pool element, three ways over the same stack, in one run:
+//! 100-byte request/response round trips (one at a time, and 32 in flight for messages/s)
+//! over a raw `rserpool-sctp` association, through the Rust session API (`Session` against
+//! `SessionServer`), and through the C API (`rsp_sendmsg` / `rsp_recvmsg`, called as a C
+//! program calls them, against the same PE); then handle resolutions through
+//! `rsp_getaddrinfo` with the cache off and on, against the Rust `Client::resolve_with`.
+//!
+//! `cargo bench --bench session` (add a filter, e.g. `-- "round trip"`, to run a part).
+//!
+//! Everything runs in this process on 127.0.0.1, on our SCTP over UDP (host port 30481,
+//! fronted by an in-process registrar): the PE's echo task, the registrar, the Rust pool
+//! user, and librserpool with its own runtime, as a C program would have it. The C API's cost
+//! over the Rust API is the ratio of their rows; the session layer's over SCTP, the Rust
+//! session API's row over the raw one.
+
+use std::ffi::CString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput};
+use rserpool::asap::PoolElementSpec;
+use rserpool::capi::api as c;
+use rserpool::capi::types::{rsp_addrinfo, rsp_info, rsp_sndrcvinfo};
+use rserpool::session::{PeEvent, SendInfo, SessionEvent};
+use rserpool::transport::{Association, Endpoint, SendOptions, TransportConfig};
+use rserpool::wire::{Policy, PoolHandle, RegistrarId, SctpTransport, Transport, TransportUse};
+use rserpool::{
+    Client, ClientOptions, RegistrarServer, ServerConfig, Session, SessionOptions, SessionServer,
+};
+use tokio::runtime::Runtime;
+use tokio::time::timeout;
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// The bench's host UDP port (the registrar fronts it; everything else shares it).
+const UDP: u16 = 30481;
+const POOL: &str = "BenchPool";
+const PPID: u32 = 33;
+/// The SCTP port of the raw echo.
+const RAW_PORT: u16 = 7481;
+/// Messages in flight in the pipelined runs.
+const WINDOW: usize = 32;
+/// The longest one step may take before the bench gives up.
+const STEP: Duration = Duration::from_secs(10);
+
+fn transport() -> TransportConfig {
+    TransportConfig {
+        local: LOCALHOST,
+        udp_port: UDP,
+        share_host: true,
+        remote_udp_port: UDP,
+        ..TransportConfig::default()
+    }
+}
+
+fn client_options() -> ClientOptions {
+    let mut o = ClientOptions {
+        transport: transport(),
+        announce_group: None,
+        ..ClientOptions::default()
+    };
+    o.asap.registrars = vec![SocketAddr::new(LOCALHOST, 3863)];
+    o
+}
+
+fn info() -> SendInfo {
+    SendInfo {
+        ppid: PPID,
+        ..SendInfo::default()
+    }
+}
+
+fn opts() -> SendOptions {
+    SendOptions {
+        ppid: PPID,
+        ..SendOptions::default()
+    }
+}
+
+/// What the benchmarks talk to.
+struct Setup {
+    raw: Association,
+    pu: Client,
+    session: Session,
+    /// The C API's pool user socket.
+    sd: i32,
+}
+
+/// The registrar, the echo PE (session layer) and the raw echo, and the Rust pool user,
+/// connected (the C API's pool user comes after, outside this runtime).
+async fn setup() -> Setup {
+    let mut config = ServerConfig::new(RegistrarId(0xbe4c));
+    config.transport = transport();
+    config.announce_group = None;
+    let registrar = RegistrarServer::start(config).await.unwrap();
+    assert!(registrar.is_front(), "UDP port {UDP} is taken");
+    std::mem::forget(registrar);
+    let pool = PoolHandle::try_from(POOL).unwrap();
+
+    // The PE: every message is echoed on its session.
+    let pe = Client::start(client_options()).await.unwrap();
+    let listener = pe.endpoint().listen(RAW_PORT + 1).await.unwrap();
+    let mut server = SessionServer::start(listener, pool.clone());
+    let spec = PoolElementSpec {
+        pool_handle: pool.clone(),
+        pe_id: None,
+        user_transport: Transport::Sctp(SctpTransport {
+            port: server.port(),
+            transport_use: TransportUse::DataPlusControl,
+            addresses: vec![],
+        }),
+        policy: Policy::RoundRobin,
+        reregistration_interval: Duration::from_secs(30),
+    };
+    timeout(STEP, pe.register(spec)).await.unwrap().unwrap();
+    tokio::spawn(async move {
+        let _pe = pe;
+        while let Some(e) = server.next_event().await {
+            if let PeEvent::Message {
+                session,
+                info,
+                data,
+            } = e
+            {
+                let _ = server.send(session, info, data).await;
+            }
+        }
+    });
+
+    // The raw echo, on an endpoint of its own.
+    let echo = Endpoint::bind(&transport()).await.unwrap();
+    let mut raw_listener = echo.listen(RAW_PORT).await.unwrap();
+    tokio::spawn(async move {
+        let _echo = echo;
+        while let Some(a) = raw_listener.accept().await {
+            tokio::spawn(async move {
+                while let Ok(m) = a.recv_message().await {
+                    let o = SendOptions {
+                        stream: m.stream,
+                        ppid: m.ppid,
+                        unordered: m.unordered,
+                        lifetime: None,
+                    };
+                    if a.send_message(o, m.data).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let raw_client = Endpoint::bind(&transport()).await.unwrap();
+    let raw = raw_client
+        .connect(&[SocketAddr::new(LOCALHOST, RAW_PORT)], 0)
+        .await
+        .unwrap();
+    std::mem::forget(raw_client);
+
+    // The Rust pool user.
+    let pu = Client::start(client_options()).await.unwrap();
+    let mut session = Session::connect(&pu, pool, SessionOptions::default());
+    match timeout(STEP, session.next_event()).await.unwrap() {
+        Some(SessionEvent::Connected { .. }) => {}
+        other => panic!("no session: {other:?}"),
+    }
+
+    Setup {
+        raw,
+        pu,
+        session,
+        sd: -1,
+    }
+}
+
+/// librserpool initialised as a C program does it, and a connected pool user socket.
+fn c_pool_user() -> i32 {
+    // SAFETY: the environment is set before the library (or any other thread reading it)
+    // starts; the calls get valid arguments.
+    unsafe {
+        std::env::set_var("RSERPOOL_UDP_PORT", UDP.to_string());
+        std::env::set_var("RSERPOOL_LOCAL", "127.0.0.1");
+        std::env::set_var("RSERPOOL_ANNOUNCE", "off");
+        let mut info: rsp_info = std::mem::zeroed();
+        c::rsp_initinfo(&mut info);
+        let arg = CString::new("-registrar=127.0.0.1:3863").unwrap();
+        assert_eq!(c::rsp_initarg(&mut info, arg.as_ptr()), 1);
+        assert_eq!(c::rsp_initialize(&mut info), 0);
+        let sd = c::rsp_socket(0, libc::SOCK_SEQPACKET, libc::IPPROTO_SCTP);
+        assert!(sd >= 0);
+        assert_eq!(c::rsp_connect(sd, POOL.as_ptr(), POOL.len(), 0), 0);
+        sd
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// One request/response each way
+
+async fn raw_round_trip(a: &Association, data: &Bytes) {
+    a.send_message(opts(), data.clone()).await.unwrap();
+    timeout(STEP, a.recv_message()).await.unwrap().unwrap();
+}
+
+async fn session_recv(s: &mut Session) {
+    loop {
+        match timeout(STEP, s.next_event()).await.unwrap() {
+            Some(SessionEvent::Message { .. }) => return,
+            Some(_) => continue,
+            None => panic!("session closed"),
+        }
+    }
+}
+
+fn c_send(sd: i32, data: &[u8]) {
+    // SAFETY: a live buffer of data.len() bytes.
+    let n = unsafe {
+        c::rsp_sendmsg(
+            sd,
+            data.as_ptr().cast(),
+            data.len(),
+            0,
+            0,
+            PPID.to_be(),
+            0,
+            0,
+            0,
+            -1,
+        )
+    };
+    assert_eq!(n, data.len() as isize);
+}
+
+fn c_recv(sd: i32, buf: &mut [u8]) {
+    loop {
+        // SAFETY: a live buffer, info and flags.
+        let n = unsafe {
+            let mut ri: rsp_sndrcvinfo = std::mem::zeroed();
+            let mut flags = 0;
+            let n = c::rsp_recvmsg(
+                sd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut ri,
+                &mut flags,
+                STEP.as_millis() as i32,
+            );
+            if n > 0 && flags & rserpool::capi::types::MSG_RSERPOOL_NOTIFICATION != 0 {
+                continue;
+            }
+            n
+        };
+        assert!(n > 0, "rsp_recvmsg: {}", std::io::Error::last_os_error());
+        return;
+    }
+}
+
+fn round_trips(c: &mut Criterion, rt: &Runtime, s: &mut Setup) {
+    let data = Bytes::from(vec![0x5a; 100]);
+    let mut g = c.benchmark_group("round trip 100 B");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("raw rserpool-sctp", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    raw_round_trip(&s.raw, &data).await;
+                }
+                t.elapsed()
+            })
+        })
+    });
+    g.bench_function("Rust session API", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    s.session.send(info(), data.clone()).await.unwrap();
+                    session_recv(&mut s.session).await;
+                }
+                t.elapsed()
+            })
+        })
+    });
+    let mut buf = vec![0u8; 4096];
+    g.bench_function("C API rsp_sendmsg/rsp_recvmsg", |b| {
+        b.iter(|| {
+            c_send(s.sd, &data);
+            c_recv(s.sd, &mut buf);
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("pipelined 100 B, 32 in flight");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("raw rserpool-sctp", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = Instant::now();
+                let (mut sent, mut got) = (0, 0);
+                while got < iters {
+                    while sent < iters && sent - got < WINDOW as u64 {
+                        s.raw.send_message(opts(), data.clone()).await.unwrap();
+                        sent += 1;
+                    }
+                    timeout(STEP, s.raw.recv_message()).await.unwrap().unwrap();
+                    got += 1;
+                }
+                t.elapsed()
+            })
+        })
+    });
+    g.bench_function("Rust session API", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = Instant::now();
+                let (mut sent, mut got) = (0, 0);
+                while got < iters {
+                    while sent < iters && sent - got < WINDOW as u64 {
+                        s.session.send(info(), data.clone()).await.unwrap();
+                        sent += 1;
+                    }
+                    session_recv(&mut s.session).await;
+                    got += 1;
+                }
+                t.elapsed()
+            })
+        })
+    });
+    g.bench_function("C API rsp_sendmsg/rsp_recvmsg", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            let (mut sent, mut got) = (0, 0);
+            while got < iters {
+                while sent < iters && sent - got < WINDOW as u64 {
+                    c_send(s.sd, &data);
+                    sent += 1;
+                }
+                c_recv(s.sd, &mut buf);
+                got += 1;
+            }
+            t.elapsed()
+        })
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// Handle resolution
+
+fn resolutions(c: &mut Criterion, rt: &Runtime, s: &Setup) {
+    let pool = PoolHandle::try_from(POOL).unwrap();
+    let mut g = c.benchmark_group("handle resolution");
+    g.throughput(Throughput::Elements(1));
+    for (name, stale) in [("no cache", 0u32), ("cache", 60_000)] {
+        let d = Duration::from_millis(u64::from(stale));
+        g.bench_function(format!("Rust resolve_with, {name}"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        let pes = timeout(STEP, s.pu.resolve_with(&pool, Some(1), Some(d)))
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        assert_eq!(pes.len(), 1);
+                    }
+                    t.elapsed()
+                })
+            })
+        });
+        g.bench_function(format!("C API rsp_getaddrinfo, {name}"), |b| {
+            b.iter(|| {
+                let mut ai: *mut rsp_addrinfo = std::ptr::null_mut();
+                // SAFETY: a valid pool handle and out pointer; the list is freed.
+                unsafe {
+                    let n = c::rsp_getaddrinfo(POOL.as_ptr(), POOL.len(), &mut ai, 1, stale);
+                    assert_eq!(n, 1);
+                    c::rsp_freeaddrinfo(ai);
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut s = rt.block_on(setup());
+    // librserpool starts its own runtime: outside the bench's.
+    s.sd = c_pool_user();
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+    round_trips(&mut c, &rt, &mut s);
+    resolutions(&mut c, &rt, &s);
+    c.final_summary();
+    c::rsp_close(s.sd);
+    c::rsp_cleanup();
+}
