@@ -122,10 +122,11 @@ int main(int argc, char** argv) {
   CHECK(got == sizeof(big));
   CHECK(ri.rinfo_pe_id == pe_id && ri.rinfo_ppid == htonl(PPID));
 
-  /* A round trip after the cookie: the PU holds it now. */
-  CHECK(rsp_sendmsg(pu, "sync", 4, 0, 0, htonl(PPID), 0, 0, 0, -1) == 4);
-  n = rsp_recvfullmsg(pe, buf, sizeof(buf), &ri, &flags, 20000);
-  CHECK(n == 4 && (flags & MSG_EOR));
+  /* A message after the cookie, on the same ordered stream: once the PU has it, it holds
+   * the cookie. */
+  CHECK(rsp_sendmsg(pe, "sync", 4, 0, session, htonl(PPID), 0, 0, 0, -1) == 4);
+  n = rsp_recvfullmsg(pu, buf, sizeof(buf), &ri, &flags, 20000);
+  CHECK(n == 4 && (flags & MSG_EOR) && memcmp(buf, "sync", 4) == 0);
   CHECK(rsp_has_cookie(pu) == 1);
 
   /* rsp_read and rsp_write on plain descriptors are read and write. */

@@ -1227,14 +1227,19 @@ pub extern "C" fn rsp_forcefailover(sd: c_int, flags: c_uint, staleCacheValue: c
             Err(e) => return fail(e),
         };
         let limit = connect_timeout(&s) + l.options.asap.t1_enrp_request;
-        let mut st = s.lock();
-        st.queue.retain(|i| !matches!(i, Item::Notification(_)));
-        st.connect_outcome = None;
-        s.readiness(&st);
+        {
+            let mut st = s.lock();
+            st.queue.retain(|i| !matches!(i, Item::Notification(_)));
+            st.connect_outcome = None;
+            s.readiness(&st);
+        }
+        // Not under the socket's lock: the session's events take it inside the session's.
+        // Their outcome comes after this call (a call's events wait for the session's task).
         session.force_failover_with(
             flags & FFF_UNREACHABLE != 0,
             Duration::from_millis(u64::from(staleCacheValue)),
         );
+        let st = s.lock();
         let (st, _) = s.wait(st, Some(limit), |st| st.connect_outcome.is_some());
         match st.connect_outcome {
             Some(true) => 0,
@@ -1305,7 +1310,7 @@ pub unsafe extern "C" fn rsp_sendmsg(
         }
         let target = pe_target(&s, sessionID);
         let result = match target {
-            Target::User(session) => l.block_on(session.send(info, bytes)).map_err(|e| match e {
+            Target::User(session) => session.send_now(info, bytes).map_err(|e| match e {
                 crate::session::SessionError::FailoverNecessary => libc::EIO,
                 crate::session::SessionError::QueueFull => libc::EAGAIN,
                 crate::session::SessionError::Closed => libc::EBADF,
@@ -1313,7 +1318,7 @@ pub unsafe extern "C" fn rsp_sendmsg(
                 crate::session::SessionError::NotConnected => libc::ENOTCONN,
             }),
             Target::Element(pe, session) => {
-                let r = l.block_on(pe.server.send(session, info, bytes));
+                let r = pe.server.send_now(session, info, bytes);
                 if r.is_ok() && sctpFlags & (SCTP_EOF | SCTP_ABORT) != 0 {
                     let _ = l.block_on(pe.server.close_session(session));
                 }
@@ -1362,7 +1367,7 @@ pub unsafe extern "C" fn rsp_send_cookie(
 ) -> ssize_t {
     let _ = timeout;
     guard(-1, || {
-        let (l, s) = match lib_socket(sd) {
+        let (_, s) = match lib_socket(sd) {
             Ok(v) => v,
             Err(e) => return fail(e),
         };
@@ -1372,7 +1377,7 @@ pub unsafe extern "C" fn rsp_send_cookie(
         // SAFETY: the program passes cookieSize readable bytes.
         let c = Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(cookie, cookieSize) });
         match pe_target(&s, sessionID) {
-            Target::Element(pe, session) => match l.block_on(pe.server.send_cookie(session, c)) {
+            Target::Element(pe, session) => match pe.server.send_cookie_now(session, c) {
                 Ok(()) => cookieSize as ssize_t,
                 Err(crate::session::PeSessionError::BadCookie) => fail(libc::EINVAL),
                 Err(_) => fail(libc::EBADF),

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,11 @@ pub(crate) struct Socket {
     pub domain: c_int,
     state: Mutex<State>,
     changed: Condvar,
+    /// Whether the eventfd is readable now (changed under the state's lock).
+    signalled: AtomicBool,
+    /// Threads waiting on `changed` (changed under the state's lock): no wake-up call when
+    /// none is.
+    waiters: AtomicUsize,
 }
 
 impl Socket {
@@ -120,6 +126,8 @@ impl Socket {
                 closed: false,
             }),
             changed: Condvar::new(),
+            signalled: AtomicBool::new(false),
+            waiters: AtomicUsize::new(0),
         }))
     }
 
@@ -139,7 +147,7 @@ impl Socket {
         st.queue.push_back(item);
         self.readiness(&st);
         drop(st);
-        self.changed.notify_all();
+        self.wake();
     }
 
     /// Queues an accepted session for `rsp_accept`.
@@ -148,24 +156,35 @@ impl Socket {
         st.pending.push_back(child);
         self.readiness(&st);
         drop(st);
-        self.changed.notify_all();
+        self.wake();
     }
 
     /// Records the outcome of a connect or failover and wakes its waiter.
     pub fn set_outcome(&self, reached: bool) {
         self.lock().connect_outcome = Some(reached);
-        self.changed.notify_all();
+        self.wake();
     }
 
     /// Wakes every waiter (after a change made under the lock).
     pub fn notify(&self, st: &State) {
         self.readiness(st);
-        self.changed.notify_all();
+        self.wake();
+    }
+
+    /// Wakes the threads waiting in [`wait`](Self::wait), if any.
+    fn wake(&self) {
+        if self.waiters.load(Ordering::Acquire) > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// Makes the descriptor readable exactly while there is something to receive or accept.
     pub fn readiness(&self, st: &State) {
         let ready = !st.queue.is_empty() || !st.pending.is_empty() || st.closed;
+        // Under the lock: only a change touches the descriptor.
+        if self.signalled.swap(ready, Ordering::AcqRel) == ready {
+            return;
+        }
         let fd = self.fd.as_raw_fd();
         if ready {
             let one: u64 = 1;
@@ -193,20 +212,22 @@ impl Socket {
             if ready(&st) {
                 return (st, true);
             }
-            match deadline {
-                None => st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner()),
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return (st, false);
+            }
+            // Counted under the lock, before it is released by the wait.
+            self.waiters.fetch_add(1, Ordering::AcqRel);
+            st = match deadline {
+                None => self.changed.wait(st).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return (st, false);
-                    }
-                    st = self
-                        .changed
+                    self.changed
                         .wait_timeout(st, d - now)
                         .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                        .0
                 }
-            }
+            };
+            self.waiters.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }

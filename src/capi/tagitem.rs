@@ -6,7 +6,7 @@
 //! A list is an array of [`TagItem`] ended by `TAG_DONE`. Three tags steer the walk instead
 //! of carrying a value: `TAG_IGNORE` (this item is skipped), `TAG_SKIP` (this item and the
 //! `Data` items after it are skipped) and `TAG_MORE` (the list goes on at the array `Data`
-//! points to). Walks are bounded ([`MAX_STEPS`]), so a list that chains back to itself ends
+//! points to). Walks are bounded (65536 entries), so a list that chains back to itself ends
 //! instead of looping.
 
 use libc::{c_uint, c_ulong, size_t};

@@ -3,12 +3,12 @@
 //! [`PoolElementSessions`] core: ASAP control messages
 //! (Cookie, Cookie Echo, Business Card, PPID 11) are kept apart from the application's.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 
 use crate::handlespace::AssociationId;
 use crate::session::{
@@ -20,24 +20,6 @@ use crate::wire::{PoolElement, PoolHandle};
 /// How long [`SessionServer::close`] waits for the sessions' associations to close.
 pub const SERVER_CLOSE_LIMIT: Duration = Duration::from_secs(3);
 
-enum Command {
-    Send(
-        SessionId,
-        SendInfo,
-        Bytes,
-        oneshot::Sender<Result<(), PeSessionError>>,
-    ),
-    Cookie(
-        SessionId,
-        Bytes,
-        oneshot::Sender<Result<(), PeSessionError>>,
-    ),
-    CloseSession(SessionId, oneshot::Sender<Result<(), PeSessionError>>),
-    BusinessCard(Vec<PoolElement>),
-    Peer(SessionId, oneshot::Sender<Option<Peer>>),
-    Close(oneshot::Sender<()>),
-}
-
 enum Input {
     Accepted(Association),
     Message(AssociationId, Message),
@@ -48,7 +30,7 @@ enum Input {
 /// Events come in the order they happened; a session's [`PeEvent::SessionAdded`] comes before
 /// anything else of it.
 pub struct SessionServer {
-    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
     events: Option<mpsc::UnboundedReceiver<PeEvent>>,
     port: u16,
 }
@@ -65,28 +47,45 @@ impl SessionServer {
         s
     }
 
-    /// As [`SessionServer::start`], handing every event to `on_event` in the driver's task
-    /// instead of [`SessionServer::next_event`] (which then returns `None`). `on_event` must
-    /// not block.
+    /// As [`SessionServer::start`], handing every event to `on_event` instead of
+    /// [`SessionServer::next_event`] (which then returns `None`). `on_event` runs in the
+    /// server's tasks, never inside a call of the application's; it must not block and must
+    /// not call the server.
     pub fn start_with(
         listener: Listener,
         pool: PoolHandle,
         on_event: impl FnMut(PeEvent) + Send + 'static,
     ) -> Self {
         let port = listener.port();
-        let (commands, commands_rx) = mpsc::unbounded_channel();
-        let (inputs, inputs_rx) = mpsc::unbounded_channel();
-        let mut driver = Driver {
-            core: PoolElementSessions::new(pool),
-            assocs: HashMap::new(),
-            next_association: 1,
-            closing: Default::default(),
-            inputs,
-            events: Box::new(on_event),
-        };
-        tokio::spawn(async move { driver.run(listener, inputs_rx, commands_rx).await });
+        let runtime = tokio::runtime::Handle::current();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                core: PoolElementSessions::new(pool),
+                assocs: HashMap::new(),
+                next_association: 1,
+                closing: Default::default(),
+                events: Box::new(on_event),
+                deferred: VecDeque::new(),
+                acceptor: None,
+                closed: false,
+            }),
+            wake: Notify::new(),
+            runtime: runtime.clone(),
+        });
+        let weak = Arc::downgrade(&shared);
+        let acceptor = runtime.spawn(async move {
+            let mut listener = listener;
+            while let Some(a) = listener.accept().await {
+                let Some(shared) = weak.upgrade() else {
+                    return;
+                };
+                shared.input(Input::Accepted(a));
+            }
+        });
+        shared.lock().acceptor = Some(acceptor);
+        runtime.spawn(drive(shared.clone()));
         Self {
-            commands,
+            shared,
             events: None,
             port,
         }
@@ -98,16 +97,24 @@ impl SessionServer {
     }
 
     /// Sends an application message on a session (PPID 11 is refused: it is the session
-    /// layer's own).
+    /// layer's own). It goes to the association's send buffer at once.
     pub async fn send(
         &self,
         session: SessionId,
         info: SendInfo,
         data: Bytes,
     ) -> Result<(), PeSessionError> {
-        self.ask(|tx| Command::Send(session, info, data, tx))
-            .await
-            .unwrap_or(Err(PeSessionError::UnknownSession(session)))
+        self.send_now(session, info, data)
+    }
+
+    /// [`send`](Self::send) for callers outside async code (it never waits).
+    pub fn send_now(
+        &self,
+        session: SessionId,
+        info: SendInfo,
+        data: Bytes,
+    ) -> Result<(), PeSessionError> {
+        self.shared.call(|st| st.core.send(session, info, data))
     }
 
     /// Sends a cookie to the session's pool user (RSPLIB's `rsp_send_cookie`).
@@ -116,26 +123,30 @@ impl SessionServer {
         session: SessionId,
         cookie: Bytes,
     ) -> Result<(), PeSessionError> {
-        self.ask(|tx| Command::Cookie(session, cookie, tx))
-            .await
-            .unwrap_or(Err(PeSessionError::UnknownSession(session)))
+        self.send_cookie_now(session, cookie)
+    }
+
+    /// [`send_cookie`](Self::send_cookie) for callers outside async code (it never waits).
+    pub fn send_cookie_now(&self, session: SessionId, cookie: Bytes) -> Result<(), PeSessionError> {
+        self.shared.call(|st| st.core.send_cookie(session, &cookie))
     }
 
     /// Ends a session gracefully (SCTP SHUTDOWN); [`PeEvent::SessionRemoved`] follows.
     pub async fn close_session(&self, session: SessionId) -> Result<(), PeSessionError> {
-        self.ask(|tx| Command::CloseSession(session, tx))
-            .await
-            .unwrap_or(Err(PeSessionError::UnknownSession(session)))
+        self.shared.call(|st| st.core.close(session))
     }
 
     /// Sends a Business Card with this failover order to every new session (empty: none).
     pub fn set_business_card(&self, failover_order: Vec<PoolElement>) {
-        let _ = self.commands.send(Command::BusinessCard(failover_order));
+        self.shared
+            .call(|st| st.core.set_business_card(failover_order));
     }
 
     /// The far end of a session's association.
     pub async fn peer(&self, session: SessionId) -> Option<Peer> {
-        self.ask(|tx| Command::Peer(session, tx)).await.flatten()
+        let st = self.shared.lock();
+        let a = st.core.association(session)?;
+        st.assocs.get(&a)?.association().peer()
     }
 
     /// The next event; `None` once the server is closed (at once for a server started with
@@ -147,105 +158,99 @@ impl SessionServer {
     /// Stops accepting, shuts every session down gracefully and waits
     /// [`SERVER_CLOSE_LIMIT`] at most for them to end.
     pub async fn close(&self) {
-        let _ = self.ask(Command::Close).await;
-    }
-
-    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        self.commands.send(command(tx)).ok()?;
-        rx.await.ok()
+        let all = self.shared.close();
+        transport::wait_closed(all, SERVER_CLOSE_LIMIT).await;
     }
 }
 
-struct Driver {
+impl Drop for SessionServer {
+    fn drop(&mut self) {
+        // As close does, without waiting; in a task when the state is busy (the last handle
+        // may go inside an event handler, under the lock).
+        let shared = self.shared.clone();
+        if shared.state.try_lock().is_ok() {
+            shared.close();
+        } else {
+            self.shared.runtime.spawn(async move {
+                shared.close();
+            });
+        }
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the driver task: events of calls to hand on, the end.
+    wake: Notify,
+    /// Where the tasks run (calls come from any thread).
+    runtime: tokio::runtime::Handle,
+}
+
+struct State {
     core: PoolElementSessions,
     assocs: HashMap<AssociationId, Link>,
     next_association: u64,
     /// Associations this side shut down (their graceful end is not the peer's doing).
     closing: std::collections::HashSet<AssociationId>,
-    inputs: mpsc::UnboundedSender<Input>,
     events: Box<dyn FnMut(PeEvent) + Send>,
+    /// Events of calls, for the driver task to hand on (in order, before any later one).
+    deferred: VecDeque<PeEvent>,
+    acceptor: Option<tokio::task::JoinHandle<()>>,
+    closed: bool,
 }
 
-impl Driver {
-    async fn run(
-        &mut self,
-        mut listener: Listener,
-        mut inputs: mpsc::UnboundedReceiver<Input>,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-    ) {
-        let accepts = self.inputs.clone();
-        let acceptor = tokio::spawn(async move {
-            while let Some(a) = listener.accept().await {
-                if accepts.send(Input::Accepted(a)).is_err() {
-                    return;
-                }
-            }
-        });
-        loop {
-            tokio::select! {
-                Some(i) = inputs.recv() => self.input(i),
-                cmd = commands.recv() => match cmd {
-                    Some(Command::Send(s, info, data, tx)) => {
-                        let _ = tx.send(self.core.send(s, info, data));
-                    }
-                    Some(Command::Cookie(s, cookie, tx)) => {
-                        let _ = tx.send(self.core.send_cookie(s, &cookie));
-                    }
-                    Some(Command::CloseSession(s, tx)) => {
-                        let _ = tx.send(self.core.close(s));
-                    }
-                    Some(Command::BusinessCard(order)) => self.core.set_business_card(order),
-                    Some(Command::Peer(s, tx)) => {
-                        let peer = self
-                            .core
-                            .association(s)
-                            .and_then(|a| self.assocs.get(&a))
-                            .and_then(|(a, _)| a.peer());
-                        let _ = tx.send(peer);
-                    }
-                    Some(Command::Close(done)) => {
-                        acceptor.abort();
-                        self.close().await;
-                        let _ = done.send(());
-                        return;
-                    }
-                    None => {
-                        acceptor.abort();
-                        return self.close().await;
-                    }
-                },
-            }
-            self.flush();
-        }
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn close(&mut self) {
-        let sessions: Vec<SessionId> = self.core.sessions().collect();
-        for s in sessions {
-            let _ = self.core.close(s);
-        }
-        self.flush();
-        let all = self.assocs.values().map(|(a, _)| a.clone()).collect();
-        transport::wait_closed(all, SERVER_CLOSE_LIMIT).await;
+    /// Runs `f` on the core for a call of the application's, then does what the core asks
+    /// for; events wait for the driver task.
+    fn call<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut st = self.lock();
+        let r = f(&mut st);
+        self.flush_and_wake(&mut st, false);
+        r
     }
 
-    fn input(&mut self, input: Input) {
+    /// Stops accepting and shuts every session down; the associations to wait for.
+    fn close(&self) -> Vec<Arc<Association>> {
+        self.call(|st| {
+            if let Some(a) = st.acceptor.take() {
+                a.abort();
+            }
+            st.closed = true;
+            let sessions: Vec<SessionId> = st.core.sessions().collect();
+            for s in sessions {
+                let _ = st.core.close(s);
+            }
+            st.assocs
+                .values()
+                .map(|l| l.association().clone())
+                .collect()
+        })
+    }
+
+    /// Feeds what a task learnt to the core, then does what the core asks for.
+    fn input(self: &Arc<Self>, input: Input) {
+        let mut st = self.lock();
         match input {
             Input::Accepted(a) => {
-                let id = AssociationId(self.next_association);
-                self.next_association += 1;
-                match self.core.association_up(Instant::now(), id) {
-                    Ok(_) => {
-                        let a = Arc::new(a);
-                        transport::spawn_reader(a.clone(), self.inputs.clone(), move |m| match m {
-                            Ok(m) => Input::Message(id, m),
-                            Err(c) => Input::Ended(id, c),
-                        });
-                        self.assocs.insert(id, transport::spawn_writer(a));
+                let id = AssociationId(st.next_association);
+                st.next_association += 1;
+                if st.closed {
+                    a.abort();
+                } else {
+                    match st.core.association_up(Instant::now(), id) {
+                        Ok(_) => {
+                            let a = Arc::new(a);
+                            let link = Link::new(a.clone(), &self.runtime);
+                            st.assocs.insert(id, link);
+                            self.spawn_reader(&self.runtime, id, a);
+                        }
+                        // Every session ID in use: the pool user is refused.
+                        Err(_) => a.abort(),
                     }
-                    // Every session ID in use: the pool user is refused.
-                    Err(_) => a.abort(),
                 }
             }
             Input::Message(id, m) => {
@@ -255,40 +260,65 @@ impl Driver {
                     unordered: m.unordered,
                     lifetime: None,
                 };
-                self.core.message(id, info, m.data);
+                st.core.message(id, info, m.data);
             }
             Input::Ended(id, why) => {
-                self.assocs.remove(&id);
-                let ours = self.closing.remove(&id);
+                st.assocs.remove(&id);
+                let ours = st.closing.remove(&id);
                 if why == Closed::Shutdown && !ours {
-                    self.core.peer_shutdown(id);
+                    st.core.peer_shutdown(id);
                 }
-                self.core.association_lost(id);
+                st.core.association_lost(id);
             }
         }
+        self.flush_and_wake(&mut st, true);
     }
 
-    fn flush(&mut self) {
-        while let Some(o) = self.core.poll_output() {
+    fn spawn_reader(
+        self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
+        id: AssociationId,
+        a: Arc<Association>,
+    ) {
+        let shared = Arc::downgrade(self);
+        runtime.spawn(async move {
+            loop {
+                let m = a.recv_message().await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                match m {
+                    Ok(m) => shared.input(Input::Message(id, m)),
+                    Err(c) => return shared.input(Input::Ended(id, c)),
+                }
+            }
+        });
+    }
+
+    /// Does what the core asks for; hands on its events when `dispatch` (in a task), else
+    /// leaves them to the driver task. Returns whether the driver task must look (events
+    /// left to it, the end); the caller wakes it unless it is the driver.
+    fn flush(&self, st: &mut State, dispatch: bool) -> bool {
+        while let Some(o) = st.core.poll_output() {
             match o {
                 SessionOutput::Send {
                     association,
                     info,
                     data,
                 } => {
-                    if let Some((_, writer)) = self.assocs.get(&association) {
-                        let _ = writer.send((transport::send_options(&info), data));
+                    if let Some(link) = st.assocs.get(&association) {
+                        link.send(transport::send_options(&info), data);
                     }
                 }
                 SessionOutput::Shutdown { association } => {
-                    if let Some((a, _)) = self.assocs.get(&association) {
-                        self.closing.insert(association);
-                        a.shutdown();
+                    if let Some(link) = st.assocs.get(&association) {
+                        link.shutdown();
+                        st.closing.insert(association);
                     }
                 }
                 SessionOutput::Abort { association } => {
-                    if let Some((a, _)) = self.assocs.remove(&association) {
-                        a.abort();
+                    if let Some(link) = st.assocs.remove(&association) {
+                        link.association().abort();
                     }
                 }
                 // Pool user outputs; the PE's core never asks for them.
@@ -297,8 +327,42 @@ impl Driver {
                 | SessionOutput::Connect { .. } => {}
             }
         }
-        while let Some(e) = self.core.poll_event() {
-            (self.events)(e);
+        let mut wake = st.closed;
+        if dispatch {
+            while let Some(e) = st.deferred.pop_front() {
+                (st.events)(e);
+            }
+            while let Some(e) = st.core.poll_event() {
+                (st.events)(e);
+            }
+        } else {
+            while let Some(e) = st.core.poll_event() {
+                st.deferred.push_back(e);
+                wake = true;
+            }
         }
+        wake
+    }
+
+    /// [`flush`](Self::flush) outside the driver task.
+    fn flush_and_wake(&self, st: &mut State, dispatch: bool) {
+        if self.flush(st, dispatch) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The driver task: hands on the events of calls; ends once the server is closed and its
+/// associations are gone.
+async fn drive(shared: Arc<Shared>) {
+    loop {
+        {
+            let mut st = shared.lock();
+            let _ = shared.flush(&mut st, true);
+            if st.closed && st.assocs.is_empty() {
+                return;
+            }
+        }
+        shared.wake.notified().await;
     }
 }

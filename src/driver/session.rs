@@ -1,16 +1,24 @@
 //! The session layer on tokio: [`Session`], a pool user's session to a pool, driving the
 //! [`session`](crate::session) core. Handle resolutions and unreachability reports go through a
 //! [`Client`]; the associations to PEs are opened on the client's transport endpoint.
+//!
+//! The core sits behind a mutex shared by the handle and the tasks that feed it: a call
+//! ([`Session::send`], [`Session::force_failover`]) runs the core in the caller's context and
+//! hands its messages straight to the association's send buffer; a message received is run
+//! through the core by the association's reader task, which hands the events on. No task
+//! switch lies between the application and SCTP but the one to the reader. A driver task
+//! keeps the core's timers and hands on the events of calls (an application's `on_event` is
+//! never run inside its own call).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rserpool_sctp::AssociationConfig;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::client::Client;
 use crate::asap::ClientError;
@@ -70,12 +78,6 @@ pub struct SessionStatus {
     pub closed: bool,
 }
 
-enum Command {
-    Send(SendInfo, Bytes, oneshot::Sender<Result<(), SessionError>>),
-    Failover(bool, Option<Duration>),
-    Close(oneshot::Sender<()>),
-}
-
 enum Input {
     Resolved(Result<Vec<PoolElement>, ClientError>),
     Connected(AssociationId, io::Result<Association>),
@@ -86,7 +88,7 @@ enum Input {
 /// A pool user's session to a pool: messages to and from the PE serving it, failover to
 /// another PE when it fails. See [`session`](crate::session) for the behaviour.
 pub struct Session {
-    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
     events: Option<mpsc::UnboundedReceiver<SessionEvent>>,
     status: watch::Receiver<SessionStatus>,
 }
@@ -104,33 +106,39 @@ impl Session {
         s
     }
 
-    /// As [`Session::connect`], handing every event to `on_event` in the driver's task
-    /// instead of [`Session::next_event`] (which then returns `None`). `on_event` must not
-    /// block: it is what an embedding, such as the C API, uses to queue events its own way.
+    /// As [`Session::connect`], handing every event to `on_event` instead of
+    /// [`Session::next_event`] (which then returns `None`). `on_event` runs in the session's
+    /// tasks, never inside a call of the application's; it must not block and must not call
+    /// the session. It is what an embedding, such as the C API, uses to queue events its own
+    /// way.
     pub fn connect_with(
         client: &Client,
         pool: PoolHandle,
         options: SessionOptions,
         on_event: impl FnMut(SessionEvent) + Send + 'static,
     ) -> Self {
-        let (commands, commands_rx) = mpsc::unbounded_channel();
-        let (inputs, inputs_rx) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(SessionStatus::default());
-        let mut driver = Driver {
-            status: status_tx,
-            core: PoolUserSession::new(pool.clone(), options.session),
-            client: client.clone(),
-            pool,
-            association: options.association,
-            stale_cache_value: options.stale_cache_value,
-            assocs: HashMap::new(),
-            inputs,
-            events: Box::new(on_event),
-        };
-        driver.core.connect(Instant::now());
-        tokio::spawn(async move { driver.run(inputs_rx, commands_rx).await });
+        let mut core = PoolUserSession::new(pool.clone(), options.session);
+        core.connect(Instant::now());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                core,
+                client: client.clone(),
+                pool,
+                association: options.association,
+                stale_cache_value: options.stale_cache_value,
+                assocs: HashMap::new(),
+                status: status_tx,
+                events: Box::new(on_event),
+                deferred: VecDeque::new(),
+                timer: None,
+            }),
+            wake: Notify::new(),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        tokio::spawn(drive(shared.clone()));
         Self {
-            commands,
+            shared,
             events: None,
             status,
         }
@@ -142,31 +150,33 @@ impl Session {
     }
 
     /// Sends a message to the PE serving the session (after the connect, while one is in
-    /// progress).
+    /// progress). It goes to the association's send buffer at once.
     pub async fn send(&self, info: SendInfo, data: Bytes) -> Result<(), SessionError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Send(info, data, tx))
-            .map_err(|_| SessionError::Closed)?;
-        rx.await.unwrap_or(Err(SessionError::Closed))
+        self.send_now(info, data)
+    }
+
+    /// [`send`](Self::send) for callers outside async code (it never waits): the message is
+    /// in the association's send buffer, or queued while a connect is in progress.
+    pub fn send_now(&self, info: SendInfo, data: Bytes) -> Result<(), SessionError> {
+        self.shared
+            .call(|st| st.core.send(Instant::now(), info, data))
     }
 
     /// Fails over now (RSPLIB's `rsp_forcefailover`), reporting the current PE unreachable
     /// if asked.
     pub fn force_failover(&self, report_unreachable: bool) {
-        let _ = self
-            .commands
-            .send(Command::Failover(report_unreachable, None));
+        self.shared
+            .call(|st| st.core.force_failover(Instant::now(), report_unreachable));
     }
 
     /// As [`force_failover`](Self::force_failover), with a new cache lifetime for this and
     /// the session's later handle resolutions (RSPLIB's `staleCacheValue` of
     /// `rsp_forcefailover`; see [`SessionOptions::stale_cache_value`]).
     pub fn force_failover_with(&self, report_unreachable: bool, stale_cache_value: Duration) {
-        let _ = self.commands.send(Command::Failover(
-            report_unreachable,
-            Some(stale_cache_value),
-        ));
+        self.shared.call(|st| {
+            st.stale_cache_value = Some(stale_cache_value);
+            st.core.force_failover(Instant::now(), report_unreachable)
+        });
     }
 
     /// The next message or notification; `None` once the session is closed (at once for a
@@ -178,84 +188,89 @@ impl Session {
     /// Closes the session: the association is shut down gracefully, waited for
     /// [`SESSION_CLOSE_LIMIT`] at most.
     pub async fn close(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Close(tx)).is_ok() {
-            let _ = rx.await;
+        let all = self.shared.call(|st| {
+            st.core.close();
+            st.assocs
+                .values()
+                .map(|l| l.association().clone())
+                .collect()
+        });
+        transport::wait_closed(all, SESSION_CLOSE_LIMIT).await;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Gracefully, as close does, without waiting; in a task when the state is busy (the
+        // last handle may go inside an event handler, under the lock).
+        let shared = self.shared.clone();
+        if shared.state.try_lock().is_ok() {
+            shared.call(|st| st.core.close());
+        } else {
+            self.shared
+                .runtime
+                .spawn(async move { shared.call(|st| st.core.close()) });
         }
     }
 }
 
-struct Driver {
-    status: watch::Sender<SessionStatus>,
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the driver task: a new deadline, events to hand on, the end.
+    wake: Notify,
+    /// Where the tasks run (calls come from any thread).
+    runtime: tokio::runtime::Handle,
+}
+
+struct State {
     core: PoolUserSession,
     client: Client,
     pool: PoolHandle,
     association: AssociationConfig,
     stale_cache_value: Option<Duration>,
     assocs: HashMap<AssociationId, Link>,
-    inputs: mpsc::UnboundedSender<Input>,
+    status: watch::Sender<SessionStatus>,
     events: Box<dyn FnMut(SessionEvent) + Send>,
+    /// Events of calls, for the driver task to hand on (in order, before any later one).
+    deferred: VecDeque<SessionEvent>,
+    /// The deadline the driver task sleeps until.
+    timer: Option<Instant>,
 }
 
-impl Driver {
-    async fn run(
-        &mut self,
-        mut inputs: mpsc::UnboundedReceiver<Input>,
-        mut commands: mpsc::UnboundedReceiver<Command>,
-    ) {
-        loop {
-            self.flush();
-            let sleep = transport::sleep_until(self.core.poll_timeout());
-            tokio::select! {
-                Some(i) = inputs.recv() => self.input(i),
-                cmd = commands.recv() => match cmd {
-                    Some(Command::Send(info, data, tx)) => {
-                        let _ = tx.send(self.core.send(Instant::now(), info, data));
-                    }
-                    Some(Command::Failover(report, stale)) => {
-                        if stale.is_some() {
-                            self.stale_cache_value = stale;
-                        }
-                        self.core.force_failover(Instant::now(), report)
-                    }
-                    Some(Command::Close(done)) => {
-                        self.close().await;
-                        let _ = done.send(());
-                        return;
-                    }
-                    None => return self.close().await,
-                },
-                () = sleep => self.core.handle_timeout(Instant::now()),
-            }
-        }
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn close(&mut self) {
-        self.core.close();
-        self.flush();
-        let all = self.assocs.values().map(|(a, _)| a.clone()).collect();
-        transport::wait_closed(all, SESSION_CLOSE_LIMIT).await;
+    /// Runs `f` on the core for a call of the application's, then does what the core asks
+    /// for; events wait for the driver task.
+    fn call<T>(self: &Arc<Self>, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut st = self.lock();
+        let r = f(&mut st);
+        self.flush_and_wake(&mut st, false);
+        r
     }
 
-    fn input(&mut self, input: Input) {
+    /// Feeds what a task learnt to the core, then does what the core asks for.
+    fn input(self: &Arc<Self>, input: Input) {
+        let mut st = self.lock();
         let now = Instant::now();
         match input {
-            Input::Resolved(r) => self.core.resolved(now, r),
+            Input::Resolved(r) => st.core.resolved(now, r),
             Input::Connected(id, Ok(a)) => {
                 let a = Arc::new(a);
-                transport::spawn_reader(a.clone(), self.inputs.clone(), move |m| match m {
-                    Ok(m) => Input::Message(id, m),
-                    Err(c) => Input::Ended(id, c),
-                });
-                self.assocs.insert(id, transport::spawn_writer(a.clone()));
-                self.core.association_up(now, id);
-                if self.core.association() != Some(id) {
+                let link = Link::new(a.clone(), &self.runtime);
+                st.assocs.insert(id, link);
+                st.core.association_up(now, id);
+                if st.core.association() != Some(id) {
                     // Given up meanwhile (timeout, failover, close).
                     a.abort();
-                    self.assocs.remove(&id);
+                    st.assocs.remove(&id);
+                } else {
+                    self.spawn_reader(&self.runtime, id, a);
                 }
             }
-            Input::Connected(id, Err(_)) => self.core.association_failed(now, id),
+            Input::Connected(id, Err(_)) => st.core.association_failed(now, id),
             Input::Message(id, m) => {
                 let info = SendInfo {
                     stream: m.stream,
@@ -263,35 +278,60 @@ impl Driver {
                     unordered: m.unordered,
                     lifetime: None,
                 };
-                self.core.message(now, id, info, m.data);
+                st.core.message(now, id, info, m.data);
             }
             Input::Ended(id, c) => {
-                self.assocs.remove(&id);
+                st.assocs.remove(&id);
                 let graceful = c == Closed::Shutdown;
                 if graceful {
                     // Our SCTP tells the end of a shutdown only: the PE began it.
-                    self.core.peer_shutdown(id);
+                    st.core.peer_shutdown(id);
                 }
-                self.core.association_lost(now, id, graceful);
+                st.core.association_lost(now, id, graceful);
             }
         }
+        self.flush_and_wake(&mut st, true);
     }
 
-    fn flush(&mut self) {
-        while let Some(o) = self.core.poll_output() {
+    fn spawn_reader(
+        self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
+        id: AssociationId,
+        a: Arc<Association>,
+    ) {
+        let shared = Arc::downgrade(self);
+        runtime.spawn(async move {
+            loop {
+                let m = a.recv_message().await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                match m {
+                    Ok(m) => shared.input(Input::Message(id, m)),
+                    Err(c) => return shared.input(Input::Ended(id, c)),
+                }
+            }
+        });
+    }
+
+    /// Does what the core asks for; hands on its events when `dispatch` (in a task), else
+    /// leaves them to the driver task. Returns whether the driver task must look (events
+    /// left to it, a new deadline, the end); the caller wakes it unless it is the driver.
+    fn flush(self: &Arc<Self>, st: &mut State, dispatch: bool) -> bool {
+        while let Some(o) = st.core.poll_output() {
             match o {
                 SessionOutput::Resolve => {
-                    let client = self.client.clone();
-                    let pool = self.pool.clone();
-                    let inputs = self.inputs.clone();
-                    let stale = self.stale_cache_value;
-                    tokio::spawn(async move {
+                    let client = st.client.clone();
+                    let pool = st.pool.clone();
+                    let stale = st.stale_cache_value;
+                    let shared = self.clone();
+                    self.runtime.spawn(async move {
                         let r = client.resolve_with(&pool, None, stale).await;
-                        let _ = inputs.send(Input::Resolved(r));
+                        shared.input(Input::Resolved(r));
                     });
                 }
                 SessionOutput::ReportUnreachable { pe } => {
-                    self.client.report_unreachable(&self.pool, pe)
+                    st.client.report_unreachable(&st.pool, pe)
                 }
                 SessionOutput::Connect {
                     association,
@@ -302,12 +342,12 @@ impl Driver {
                         .iter()
                         .map(|&a| SocketAddr::new(a, port))
                         .collect();
-                    let endpoint = self.client.endpoint().clone();
-                    let config = self.association.clone();
-                    let inputs = self.inputs.clone();
-                    tokio::spawn(async move {
+                    let endpoint = st.client.endpoint().clone();
+                    let config = st.association.clone();
+                    let shared = self.clone();
+                    self.runtime.spawn(async move {
                         let r = endpoint.connect_with(&remote, 0, Some(config)).await;
-                        let _ = inputs.send(Input::Connected(association, r));
+                        shared.input(Input::Connected(association, r));
                     });
                 }
                 SessionOutput::Send {
@@ -315,36 +355,77 @@ impl Driver {
                     info,
                     data,
                 } => {
-                    if let Some((_, writer)) = self.assocs.get(&association) {
-                        let _ = writer.send((transport::send_options(&info), data));
+                    if let Some(link) = st.assocs.get(&association) {
+                        link.send(transport::send_options(&info), data);
                     }
                 }
                 SessionOutput::Abort { association } => {
-                    if let Some((a, _)) = self.assocs.remove(&association) {
-                        a.abort();
+                    if let Some(link) = st.assocs.remove(&association) {
+                        link.association().abort();
                     }
                 }
                 SessionOutput::Shutdown { association } => {
-                    if let Some((a, _)) = self.assocs.get(&association) {
-                        a.shutdown();
+                    if let Some(link) = st.assocs.get(&association) {
+                        link.shutdown();
                     }
                 }
             }
         }
         let status = SessionStatus {
-            pool_element: self.core.pool_element(),
-            connected: self
+            pool_element: st.core.pool_element(),
+            connected: st
                 .core
                 .association()
-                .is_some_and(|a| self.assocs.contains_key(&a)),
-            has_cookie: self.core.has_cookie(),
-            closed: self.core.is_closed(),
+                .is_some_and(|a| st.assocs.contains_key(&a)),
+            has_cookie: st.core.has_cookie(),
+            closed: st.core.is_closed(),
         };
-        self.status
+        st.status
             .send_if_modified(|s| std::mem::replace(s, status) != status);
         // The status first: an application woken by an event sees it current.
-        while let Some(e) = self.core.poll_event() {
-            (self.events)(e);
+        let mut wake = st.core.poll_timeout() != st.timer || st.core.is_closed();
+        if dispatch {
+            while let Some(e) = st.deferred.pop_front() {
+                (st.events)(e);
+            }
+            while let Some(e) = st.core.poll_event() {
+                (st.events)(e);
+            }
+        } else {
+            while let Some(e) = st.core.poll_event() {
+                st.deferred.push_back(e);
+                wake = true;
+            }
+        }
+        wake
+    }
+
+    /// [`flush`](Self::flush) outside the driver task.
+    fn flush_and_wake(self: &Arc<Self>, st: &mut State, dispatch: bool) {
+        if self.flush(st, dispatch) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The driver task: the core's timers, the events of calls, the end of a closed session.
+async fn drive(shared: Arc<Shared>) {
+    loop {
+        let deadline = {
+            let mut st = shared.lock();
+            if st.core.poll_timeout().is_some_and(|d| d <= Instant::now()) {
+                st.core.handle_timeout(Instant::now());
+            }
+            let _ = shared.flush(&mut st, true);
+            if st.core.is_closed() && st.assocs.is_empty() {
+                return;
+            }
+            st.timer = st.core.poll_timeout();
+            st.timer
+        };
+        tokio::select! {
+            () = transport::sleep_until(deadline) => {}
+            () = shared.wake.notified() => {}
         }
     }
 }

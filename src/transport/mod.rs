@@ -364,26 +364,83 @@ pub(crate) fn send_options(info: &rserpool_proto::session::SendInfo) -> SendOpti
     }
 }
 
-/// An association and the queue of its writer task ([`spawn_writer`]).
-pub(crate) type Link = (
-    Arc<Association>,
-    tokio::sync::mpsc::UnboundedSender<(SendOptions, Bytes)>,
-);
+/// An association and how a driver sends on it: straight into the association's send
+/// buffer, or, while that is full (or something waits already), through a queue that a writer
+/// task empties in order. Messages go out in the order given either way.
+pub(crate) struct Link {
+    assoc: Arc<Association>,
+    queue: tokio::sync::mpsc::UnboundedSender<Queued>,
+    /// Items in the queue or being sent by the writer.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+}
 
-/// Sends what is queued on the returned sender on `assoc`, in order, waiting while the send
-/// buffer is full. A failure ends the task; it shows up as the end of the association on its
-/// reader.
-pub(crate) fn spawn_writer(assoc: Arc<Association>) -> Link {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(SendOptions, Bytes)>();
-    let writer = assoc.clone();
-    tokio::spawn(async move {
-        while let Some((opts, data)) = rx.recv().await {
-            if writer.send_message(opts, data).await.is_err() {
-                return;
+enum Queued {
+    Message(SendOptions, Bytes),
+    Shutdown,
+}
+
+impl Link {
+    /// A link with its writer task on `runtime`. A failed send ends the task; it shows up as
+    /// the end of the association on its reader.
+    pub(crate) fn new(assoc: Arc<Association>, runtime: &tokio::runtime::Handle) -> Self {
+        use std::sync::atomic::Ordering::AcqRel;
+        let (queue, mut rx) = tokio::sync::mpsc::unbounded_channel::<Queued>();
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (writer, count) = (assoc.clone(), queued.clone());
+        runtime.spawn(async move {
+            while let Some(item) = rx.recv().await {
+                let ok = match item {
+                    Queued::Message(opts, data) => writer.send_message(opts, data).await.is_ok(),
+                    Queued::Shutdown => {
+                        writer.shutdown();
+                        true
+                    }
+                };
+                count.fetch_sub(1, AcqRel);
+                if !ok {
+                    return;
+                }
+            }
+        });
+        Self {
+            assoc,
+            queue,
+            queued,
+        }
+    }
+
+    /// The association.
+    pub(crate) fn association(&self) -> &Arc<Association> {
+        &self.assoc
+    }
+
+    /// Sends a message after those given before.
+    pub(crate) fn send(&self, opts: SendOptions, data: Bytes) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        if self.queued.load(Acquire) == 0 {
+            match self.assoc.try_send_message(opts, data.clone()) {
+                Err(SendError::WouldBlock) => {}
+                // Sent, or the association is gone (its reader tells).
+                _ => return,
             }
         }
-    });
-    (assoc, tx)
+        self.queued.fetch_add(1, AcqRel);
+        if self.queue.send(Queued::Message(opts, data)).is_err() {
+            self.queued.fetch_sub(1, AcqRel);
+        }
+    }
+
+    /// Starts a graceful shutdown once what was given before is sent.
+    pub(crate) fn shutdown(&self) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        if self.queued.load(Acquire) == 0 {
+            return self.assoc.shutdown();
+        }
+        self.queued.fetch_add(1, AcqRel);
+        if self.queue.send(Queued::Shutdown).is_err() {
+            self.assoc.shutdown();
+        }
+    }
 }
 
 /// Waits until every one of `assocs` has ended, for `limit` at most (a driver that shut them
