@@ -11,11 +11,24 @@
 - Each --expect TYPE:POOL:SIDE[:MIN] needs at least MIN (default 1) messages of ASAP type TYPE (a
   number) for pool handle POOL sent by SIDE ("ours" = from HOST, "theirs" = from the other side),
   e.g. 8:LUPool:theirs for RSPLIB's Keep-Alive Ack of our keep-alive for LUPool.
+- Messages quoted inside ICMP errors are not counted: they are someone else's packet.
 
 Prints PASS/FAIL lines; exits 1 on any FAIL.
 """
 import json
+import subprocess
 import sys
+
+
+def icmp_frames(capture):
+    """Frames that are ICMP errors: the message in them is a quote of someone's packet (e.g. a
+    port unreachable for a datagram to a killed process), not one sent by the ICMP's source."""
+    try:
+        out = subprocess.run(["tshark", "-r", capture, "-Y", "icmp || icmpv6", "-T", "fields",
+                              "-e", "frame.number"], capture_output=True, text=True, check=False)
+    except OSError:
+        return set()
+    return {int(x) for x in out.stdout.split()}
 
 
 def real_warnings(m):
@@ -40,6 +53,8 @@ def main(argv):
         expects.append(((int(f[0]), f[1], f[2]), int(f[3]) if len(f) > 3 else 1))
         rest = rest[2:]
     msgs = [json.loads(line) for line in open(path)]
+    quoted = icmp_frames(msgs[0]["capture"]) if msgs and msgs[0].get("capture") else set()
+    msgs = [m for m in msgs if m.get("frame") not in quoted]
     ours, bad, theirs = 0, [], {}
     seen = {}
     for m in msgs:
