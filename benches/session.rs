@@ -5,7 +5,9 @@
 //! program calls them, against the same PE); then handle resolutions through
 //! `rsp_getaddrinfo` with the cache off and on, against the Rust `Client::resolve_with`.
 //!
-//! `cargo bench --bench session` (add a filter, e.g. `-- "round trip"`, to run a part).
+//! `cargo bench --bench session` (add a filter, e.g. `-- "round trip"`, to run a part). A full
+//! run ends with the same comparisons interleaved (the ways alternate, 15 rounds each) and
+//! prints their medians and ratios as a table: the figures of the README.
 //!
 //! Everything runs in this process on 127.0.0.1, on our SCTP over UDP (host port 30481,
 //! fronted by an in-process registrar): the PE's echo task, the registrar, the Rust pool
@@ -381,6 +383,186 @@ fn resolutions(c: &mut Criterion, rt: &Runtime, s: &Setup) {
     g.finish();
 }
 
+// ---------------------------------------------------------------------------------------
+// The same comparisons interleaved: this machine's wake-up latency drifts from second to
+// second, so ratios come from rounds that alternate between the ways, not from criterion's
+// runs one after the other.
+
+/// Rounds of each way.
+const ROUNDS: usize = 15;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Medians over `ROUNDS` rounds of each of `ways` (µs per operation), run in turn.
+fn interleave(ways: &mut [&mut dyn FnMut() -> f64]) -> Vec<f64> {
+    let mut per: Vec<Vec<f64>> = vec![Vec::new(); ways.len()];
+    for _ in 0..ROUNDS {
+        for (i, w) in ways.iter_mut().enumerate() {
+            per[i].push(w());
+        }
+    }
+    per.into_iter().map(median).collect()
+}
+
+fn summary(rt: &Runtime, s: &mut Setup) {
+    let data = Bytes::from(vec![0x5a; 100]);
+    let mut buf = vec![0u8; 4096];
+    let n = 1000;
+    let us = |t: Duration, n: usize| t.as_secs_f64() * 1e6 / n as f64;
+    let sd = s.sd;
+    let (raw, session, pu) = (&s.raw, &mut s.session, &s.pu);
+    let trips = {
+        let rt_raw = &mut || {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..n {
+                    raw_round_trip(raw, &data).await;
+                }
+                us(t.elapsed(), n)
+            })
+        };
+        let rt_rust = &mut || {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..n {
+                    session.send(info(), data.clone()).await.unwrap();
+                    session_recv(session).await;
+                }
+                us(t.elapsed(), n)
+            })
+        };
+        let rt_c = &mut || {
+            let t = Instant::now();
+            for _ in 0..n {
+                c_send(sd, &data);
+                c_recv(sd, &mut buf);
+            }
+            us(t.elapsed(), n)
+        };
+        interleave(&mut [rt_raw, rt_rust, rt_c])
+    };
+
+    let m = 20 * n;
+    let pl_raw = &mut || {
+        rt.block_on(async {
+            let t = Instant::now();
+            let (mut sent, mut got) = (0, 0);
+            while got < m {
+                while sent < m && sent - got < WINDOW {
+                    raw.send_message(opts(), data.clone()).await.unwrap();
+                    sent += 1;
+                }
+                timeout(STEP, raw.recv_message()).await.unwrap().unwrap();
+                got += 1;
+            }
+            us(t.elapsed(), m)
+        })
+    };
+    let pl_rust = &mut || {
+        rt.block_on(async {
+            let t = Instant::now();
+            let (mut sent, mut got) = (0, 0);
+            while got < m {
+                while sent < m && sent - got < WINDOW {
+                    session.send(info(), data.clone()).await.unwrap();
+                    sent += 1;
+                }
+                session_recv(session).await;
+                got += 1;
+            }
+            us(t.elapsed(), m)
+        })
+    };
+    let mut buf2 = vec![0u8; 4096];
+    let pl_c = &mut || {
+        let t = Instant::now();
+        let (mut sent, mut got) = (0, 0);
+        while got < m {
+            while sent < m && sent - got < WINDOW {
+                c_send(sd, &data);
+                sent += 1;
+            }
+            c_recv(sd, &mut buf2);
+            got += 1;
+        }
+        us(t.elapsed(), m)
+    };
+    let piped = interleave(&mut [pl_raw, pl_rust, pl_c]);
+
+    let pool = PoolHandle::try_from(POOL).unwrap();
+    let resolve = |stale: u32| {
+        let pool = pool.clone();
+        move || {
+            let d = Duration::from_millis(u64::from(stale));
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..n {
+                    let pes = pu.resolve_with(&pool, Some(1), Some(d)).await.unwrap();
+                    assert_eq!(pes.len(), 1);
+                }
+                us(t.elapsed(), n)
+            })
+        }
+    };
+    let getaddrinfo = |stale: u32| {
+        move || {
+            let t = Instant::now();
+            for _ in 0..n {
+                let mut ai: *mut rsp_addrinfo = std::ptr::null_mut();
+                // SAFETY: a valid pool handle and out pointer; the list is freed.
+                unsafe {
+                    assert_eq!(
+                        c::rsp_getaddrinfo(POOL.as_ptr(), POOL.len(), &mut ai, 1, stale),
+                        1
+                    );
+                    c::rsp_freeaddrinfo(ai);
+                }
+            }
+            us(t.elapsed(), n)
+        }
+    };
+    let (mut r0, mut c0, mut r1, mut c1) = (
+        resolve(0),
+        getaddrinfo(0),
+        resolve(60_000),
+        getaddrinfo(60_000),
+    );
+    let res = interleave(&mut [&mut r0, &mut c0, &mut r1, &mut c1]);
+
+    println!("\nInterleaved, medians of {ROUNDS} rounds (µs per operation):");
+    println!("| | raw rserpool-sctp | Rust session API | C API | session / raw | C / Rust |");
+    println!("|---|---|---|---|---|---|");
+    for (name, v) in [
+        ("round trip 100 B", &trips),
+        ("pipelined 100 B, 32 in flight", &piped),
+    ] {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            v[0],
+            v[1],
+            v[2],
+            v[1] / v[0],
+            v[2] / v[1]
+        );
+    }
+    println!("| | Rust `resolve_with` | `rsp_getaddrinfo` | C / Rust | | |");
+    println!(
+        "| handle resolution, no cache | {:.2} | {:.2} | {:.2} | | |",
+        res[0],
+        res[1],
+        res[1] / res[0]
+    );
+    println!(
+        "| handle resolution, cache | {:.2} | {:.2} | {:.2} | | |",
+        res[2],
+        res[3],
+        res[3] / res[2]
+    );
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -398,6 +580,10 @@ fn main() {
     round_trips(&mut c, &rt, &mut s);
     resolutions(&mut c, &rt, &s);
     c.final_summary();
+    // Only in a full run (`cargo bench --bench session`), not for a filtered one.
+    if std::env::args().skip(1).all(|a| a.starts_with('-')) {
+        summary(&rt, &mut s);
+    }
     c::rsp_close(s.sd);
     c::rsp_cleanup();
 }
