@@ -68,7 +68,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -171,6 +171,8 @@ pub struct Client {
 
 struct Inner {
     commands: mpsc::UnboundedSender<Command>,
+    /// The core, shared with the driver: a cache hit is answered in the caller's context.
+    core: Arc<Mutex<AsapClient>>,
     endpoint: Endpoint,
     home: watch::Receiver<HomeState>,
     asap_port: u16,
@@ -256,8 +258,9 @@ impl Client {
         }
         let seed = options.seed.unwrap_or_else(rand::random);
         let local_ip = options.transport.local;
+        let core = Arc::new(Mutex::new(AsapClient::new(options.asap, seed)));
         let mut driver = Driver {
-            core: AsapClient::new(options.asap, seed),
+            core: core.clone(),
             endpoint: endpoint.clone(),
             asap_port,
             local_ip,
@@ -281,6 +284,7 @@ impl Client {
         Ok(Self {
             inner: Arc::new(Inner {
                 commands: cmd_tx,
+                core,
                 endpoint,
                 home: home_rx,
                 asap_port,
@@ -375,6 +379,15 @@ impl Client {
         items: Option<u32>,
         stale_cache_value: Option<Duration>,
     ) -> Result<Vec<PoolElement>, ClientError> {
+        let hit = self
+            .inner
+            .core
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .resolve_fresh(Instant::now(), pool_handle, items, stale_cache_value);
+        if let Some(pes) = hit {
+            return Ok(pes);
+        }
         match self
             .call(|tx| Command::Resolve(pool_handle.clone(), items, stale_cache_value, tx))
             .await?
@@ -410,7 +423,7 @@ impl Client {
 }
 
 struct Driver {
-    core: AsapClient,
+    core: Arc<Mutex<AsapClient>>,
     endpoint: Endpoint,
     asap_port: u16,
     local_ip: IpAddr,
@@ -421,6 +434,11 @@ struct Driver {
 }
 
 impl Driver {
+    /// The core (never held across an await).
+    fn core(&self) -> MutexGuard<'_, AsapClient> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     async fn run(
         &mut self,
         mut inputs: mpsc::UnboundedReceiver<Input>,
@@ -428,7 +446,7 @@ impl Driver {
     ) {
         loop {
             self.flush();
-            let sleep = transport::sleep_until(self.core.poll_timeout());
+            let sleep = transport::sleep_until(self.core().poll_timeout());
             tokio::select! {
                 input = inputs.recv() => match input {
                     Some(i) => self.input(i),
@@ -445,7 +463,7 @@ impl Driver {
                     }
                     Some(c) => self.command(c),
                 },
-                () = sleep => self.core.handle_timeout(Instant::now()),
+                () = sleep => self.core().handle_timeout(Instant::now()),
             }
         }
     }
@@ -453,17 +471,17 @@ impl Driver {
     fn command(&mut self, c: Command) {
         let now = Instant::now();
         let (rid, tx) = match c {
-            Command::Register(spec, tx) => (self.core.register(now, spec), tx),
+            Command::Register(spec, tx) => (self.core().register(now, spec), tx),
             Command::Update(ph, id, policy, tx) => {
-                (self.core.update_policy(now, &ph, id, policy), tx)
+                (self.core().update_policy(now, &ph, id, policy), tx)
             }
-            Command::Deregister(ph, id, tx) => (self.core.deregister(now, &ph, id), tx),
-            Command::Resolve(ph, items, None, tx) => (self.core.resolve(now, &ph, items), tx),
+            Command::Deregister(ph, id, tx) => (self.core().deregister(now, &ph, id), tx),
+            Command::Resolve(ph, items, None, tx) => (self.core().resolve(now, &ph, items), tx),
             Command::Resolve(ph, items, Some(stale), tx) => {
-                (self.core.resolve_cached(now, &ph, items, stale), tx)
+                (self.core().resolve_cached(now, &ph, items, stale), tx)
             }
             Command::Unreachable(ph, id) => {
-                self.core.report_unreachable(now, &ph, id);
+                self.core().report_unreachable(now, &ph, id);
                 return;
             }
             Command::Stop | Command::Close(_) => return,
@@ -507,22 +525,22 @@ impl Driver {
                 let assoc = Arc::new(assoc);
                 self.assocs.insert(id, assoc.clone());
                 self.spawn_reader(id, assoc);
-                self.core.association_up(now, id, local);
+                self.core().association_up(now, id, local);
             }
             Input::Connected(id, Err(e)) => {
                 debug!(association = id.0, error = %e, "registrar not reached");
-                self.core.association_failed(now, id);
+                self.core().association_failed(now, id);
             }
             Input::Incoming(assoc) => {
                 let local = self.local_addresses(&assoc);
-                let id = self.core.incoming_association(local);
+                let id = self.core().incoming_association(local);
                 let assoc = Arc::new(assoc);
                 self.assocs.insert(id, assoc.clone());
                 self.spawn_reader(id, assoc);
             }
             Input::Message(id, ppid, data) => {
                 if ppid == PPID_ASAP {
-                    self.core.handle_message(now, id, &data);
+                    self.core().handle_message(now, id, &data);
                 } else {
                     debug!(
                         association = id.0,
@@ -532,15 +550,20 @@ impl Driver {
             }
             Input::Down(id) => {
                 if self.assocs.remove(&id).is_some() {
-                    self.core.association_down(now, id);
+                    self.core().association_down(now, id);
                 }
             }
-            Input::Announce(src, data) => self.core.handle_announce(now, src, &data),
+            Input::Announce(src, data) => self.core().handle_announce(now, src, &data),
         }
     }
 
     fn flush(&mut self) {
-        while let Some(o) = self.core.poll_output() {
+        loop {
+            // The guard ends here: handling an output or event may use the core.
+            let next = self.core().poll_output();
+            let Some(o) = next else {
+                break;
+            };
             match o {
                 ClientOutput::Connect {
                     association,
@@ -576,7 +599,12 @@ impl Driver {
                 }
             }
         }
-        while let Some(e) = self.core.poll_event() {
+        loop {
+            // The guard ends here: handling an output or event may use the core.
+            let next = self.core().poll_event();
+            let Some(e) = next else {
+                break;
+            };
             match e {
                 ClientEvent::Done { request, result } => {
                     if let Some(tx) = self.waiting.remove(&request) {
@@ -603,8 +631,8 @@ impl Driver {
             }
         }
         // The home ID may become known later (first keep-alive).
-        let id = self.core.home_id();
-        let connected = self.core.home().is_some();
+        let id = self.core().home_id();
+        let connected = self.core().home().is_some();
         self.home.send_if_modified(|h| {
             let new = HomeState { connected, id };
             let changed = *h != new;

@@ -589,17 +589,12 @@ impl AsapClient {
         stale_cache_value: Duration,
     ) -> RequestId {
         let rid = self.new_request_id();
-        if !stale_cache_value.is_zero() {
-            self.expire_cache(now);
-            if self.cache.pool(pool_handle).is_some() {
-                self.stats.cache_hits += 1;
-                let pes = self.select_cached(pool_handle, items);
-                self.events.push_back(ClientEvent::Done {
-                    request: rid,
-                    result: Ok(Outcome::Resolved(pes)),
-                });
-                return rid;
-            }
+        if let Some(pes) = self.resolve_fresh(now, pool_handle, items, Some(stale_cache_value)) {
+            self.events.push_back(ClientEvent::Done {
+                request: rid,
+                result: Ok(Outcome::Resolved(pes)),
+            });
+            return rid;
         }
         let msg = AsapMessage::HandleResolution(HandleResolution {
             subscribe: false,
@@ -618,6 +613,29 @@ impl AsapClient {
             self.config.t1_enrp_request,
         );
         rid
+    }
+
+    /// The answer of the cache alone, at once: the PEs of `pool_handle` selected from fresh
+    /// cache entries, or `None` when a registrar must be asked (no fresh entry, or no cache:
+    /// `stale_cache_value`, or [`ClientConfig::stale_cache_value`] when `None`, is zero). A
+    /// driver answers cache hits with this without a request; the cache counts the hit.
+    pub fn resolve_fresh(
+        &mut self,
+        now: Instant,
+        pool_handle: &PoolHandle,
+        items: Option<u32>,
+        stale_cache_value: Option<Duration>,
+    ) -> Option<Vec<PoolElement>> {
+        if stale_cache_value
+            .unwrap_or(self.config.stale_cache_value)
+            .is_zero()
+        {
+            return None;
+        }
+        self.expire_cache(now);
+        self.cache.pool(pool_handle)?;
+        self.stats.cache_hits += 1;
+        Some(self.select_cached(pool_handle, items))
     }
 
     /// Reports a PE unreachable (RFC 5352 §3.5): it leaves the cache, and an
