@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -21,8 +21,23 @@ pub(crate) struct Library {
     pub client: Client,
     pub options: ClientOptions,
     pub sockets: Mutex<HashMap<c_int, Arc<Socket>>>,
-    /// The process that initialised it (a forked child must start its own).
-    pub pid: u32,
+    /// The fork generation it was started in (a forked child must start its own).
+    pub generation: u64,
+}
+
+/// Forks so far in this process's line (a child's handler counts one up): cheaper to read
+/// on every call than the process ID, which is a system call.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+static AT_FORK: std::sync::Once = std::sync::Once::new();
+
+extern "C" fn forked_child() {
+    // Async-signal-safe: one atomic add.
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Whether `l` was started in this process (not inherited through fork).
+fn ours(l: &Library) -> bool {
+    l.generation == GENERATION.load(Ordering::Acquire)
 }
 
 impl Library {
@@ -48,14 +63,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The library, if this process initialised it.
 pub(crate) fn library() -> Option<Arc<Library>> {
     let l = LIBRARY.read().unwrap_or_else(|e| e.into_inner()).clone()?;
-    (l.pid == std::process::id()).then_some(l)
+    ours(&l).then_some(l)
 }
 
 /// Starts the library (a no-op when it runs already).
 pub(crate) fn initialize(options: ClientOptions) -> std::io::Result<()> {
     let mut slot = LIBRARY.write().unwrap_or_else(|e| e.into_inner());
     if let Some(l) = slot.as_ref() {
-        if l.pid == std::process::id() {
+        if ours(l) {
             return Ok(());
         }
         // Inherited through fork: the runtime's threads are not in this process. Leave it.
@@ -72,8 +87,13 @@ pub(crate) fn initialize(options: ClientOptions) -> std::io::Result<()> {
         client,
         options,
         sockets: Mutex::new(HashMap::new()),
-        pid: std::process::id(),
+        generation: GENERATION.load(Ordering::Acquire),
     }));
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a child handler without arguments that lives as long as the
+        // program.
+        unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+    });
     if !AT_EXIT.swap(true, Ordering::SeqCst) {
         // SAFETY: registers a function without arguments that lives as long as the program.
         unsafe { libc::atexit(cleanup_at_exit) };
@@ -87,7 +107,7 @@ extern "C" fn cleanup_at_exit() {
     let _ = std::panic::catch_unwind(|| {
         if let Ok(mut slot) = LIBRARY.try_write() {
             if let Some(l) = slot.take() {
-                if l.pid == std::process::id() {
+                if ours(&l) {
                     // This thread's thread-locals are gone at exit: on a thread of its own.
                     let _ = std::thread::Builder::new()
                         .name("rserpool-exit".into())
@@ -105,7 +125,7 @@ extern "C" fn cleanup_at_exit() {
 pub(crate) fn cleanup() {
     let taken = LIBRARY.write().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(l) = taken {
-        if l.pid == std::process::id() {
+        if ours(&l) {
             shutdown(l);
         } else {
             std::mem::forget(l);
