@@ -10,8 +10,9 @@
 //! prints their medians and ratios as a table: the figures of the README.
 //!
 //! Everything runs in this process on 127.0.0.1, on our SCTP over UDP (host port 30481,
-//! fronted by an in-process registrar): the PE's echo task, the registrar, the Rust pool
-//! user, and librserpool with its own runtime, as a C program would have it. The C API's cost
+//! fronted by an in-process registrar): the registrar and the PE's echo tasks on one runtime,
+//! the raw and Rust pool users on a second, and librserpool with its own runtime, as a C
+//! program would have it, so that each pool user has two worker threads of its own. The C API's cost
 //! over the Rust API is the ratio of their rows; the session layer's over SCTP, the Rust
 //! session API's row over the raw one.
 
@@ -88,9 +89,8 @@ struct Setup {
     sd: i32,
 }
 
-/// The registrar, the echo PE (session layer) and the raw echo, and the Rust pool user,
-/// connected (the C API's pool user comes after, outside this runtime).
-async fn setup() -> Setup {
+/// The pool element's side: the registrar, the echo PE (session layer) and the raw echo.
+async fn setup_pe() {
     let mut config = ServerConfig::new(RegistrarId(0xbe4c));
     config.transport = transport();
     config.announce_group = None;
@@ -150,6 +150,12 @@ async fn setup() -> Setup {
             });
         }
     });
+}
+
+/// The pool user's side: the raw association and the Rust session, on a runtime of their
+/// own (as librserpool's pool user has one).
+async fn setup_pu() -> Setup {
+    let pool = PoolHandle::try_from(POOL).unwrap();
     let raw_client = Endpoint::bind(&transport()).await.unwrap();
     let raw = raw_client
         .connect(&[SocketAddr::new(LOCALHOST, RAW_PORT)], 0)
@@ -569,8 +575,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut s = rt.block_on(setup());
-    // librserpool starts its own runtime: outside the bench's.
+    // The PE side on a runtime, each pool user on one of its own: the raw and Rust ones on
+    // `rt`, librserpool's on the library's (started outside any runtime), so that the three
+    // ways meet the same threads.
+    let pe_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    pe_rt.block_on(setup_pe());
+    let mut s = rt.block_on(setup_pu());
     s.sd = c_pool_user();
     let mut c = Criterion::default()
         .sample_size(20)
@@ -586,4 +600,5 @@ fn main() {
     }
     c::rsp_close(s.sd);
     c::rsp_cleanup();
+    drop(pe_rt);
 }
