@@ -118,6 +118,8 @@ int main(int argc, char** argv) {
     serve(pe, 1);
     _exit(0);
   }
+  /* Only the child writes: if it dies first, read sees the end instead of waiting. */
+  CHECK(close(ready[1]) == 0);
   char c;
   CHECK(read(ready[0], &c, 1) == 1);
 
