@@ -91,8 +91,14 @@ pub struct SendOptions {
 /// Non-data events of an association, as its [`Association::events`] yields them.
 pub type AssociationEvent = Event;
 
+/// Where an association's messages go when its user set one ([`Association::set_sink`]).
+type Sink = Box<dyn FnMut(Result<Message, Closed>) + Send>;
+
 struct AssocSlot {
     notify: Arc<Notify>,
+    /// Takes the messages instead of [`Association::recv`]; out of the slot while the driver
+    /// runs it.
+    sink: Option<Sink>,
     closed: Option<Closed>,
     events: mpsc::UnboundedSender<Event>,
     events_rx: Option<mpsc::UnboundedReceiver<Event>>,
@@ -115,6 +121,8 @@ struct State {
     /// A blocking-free std handle on the sending socket, to say goodbye from `stop` even when
     /// the runtime is going away.
     farewell: Option<std::net::UdpSocket>,
+    /// Associations with a sink and something for it (messages, their end).
+    sinks_due: Vec<AssocId>,
 }
 
 struct Shared {
@@ -329,6 +337,7 @@ impl SctpEndpoint {
             state: Mutex::new(State {
                 ep: Endpoint::new(config, seed, now),
                 assocs: HashMap::new(),
+                sinks_due: Vec::new(),
                 listeners: HashMap::new(),
                 stopped: false,
                 guard: None,
@@ -642,6 +651,7 @@ fn register(
         id,
         AssocSlot {
             notify: notify.clone(),
+            sink: None,
             closed: None,
             events: etx,
             events_rx: Some(erx),
@@ -816,6 +826,28 @@ impl Association {
         }
     }
 
+    /// Hands every message from now on to `sink`, in order, in the endpoint's driver task,
+    /// and then once the reason the association ended; [`recv`](Self::recv) gets nothing
+    /// any more. Saves the task switch to a reader task per message. `sink` must not block:
+    /// the whole endpoint waits for it. It may send on the association, and drop it.
+    pub fn set_sink(&self, sink: impl FnMut(Result<Message, Closed>) + Send + 'static) {
+        let mut st = self.shared.lock();
+        let ended = st.stopped;
+        match st.assocs.get_mut(&self.id) {
+            Some(slot) if !ended => {
+                slot.sink = Some(Box::new(sink));
+                // What is waiting already, or the end, goes to it at once.
+                st.sinks_due.push(self.id);
+                self.shared.kick(st);
+            }
+            _ => {
+                drop(st);
+                let mut sink = sink;
+                sink(Err(Closed::EndpointClosed));
+            }
+        }
+    }
+
     /// The next message. After a graceful shutdown or a loss, the messages received before it
     /// are still returned, then the reason.
     pub async fn recv(&self) -> Result<Message, Closed> {
@@ -957,6 +989,7 @@ fn process(shared: &Arc<Shared>, st: &mut State, out: &mut Vec<Transmit>) {
         let Some(slot) = st.assocs.get_mut(&id) else {
             continue;
         };
+        let sink = slot.sink.is_some();
         match &e {
             Event::Connected { .. } => {
                 if let Some(c) = slot.connect.take() {
@@ -977,13 +1010,52 @@ fn process(shared: &Arc<Shared>, st: &mut State, out: &mut Vec<Transmit>) {
             }
             _ => {}
         }
+        let due = sink && matches!(e, Event::Readable | Event::Lost(_) | Event::Closed);
         if !matches!(e, Event::Readable | Event::Writable) {
             let _ = slot.events.send(e);
+        }
+        if due {
+            st.sinks_due.push(id);
         }
     }
     // Output that the events above caused (aborts of unwanted associations).
     while let Some(t) = st.ep.poll_transmit(now) {
         out.push(t);
+    }
+}
+
+/// Runs the sinks that have something, outside the lock (a sink may send, or drop its
+/// association); returns whether any ran.
+fn deliver_to_sinks(sh: &Shared) -> bool {
+    let mut ran = false;
+    loop {
+        let (id, mut sink, batch, end) = {
+            let mut st = sh.lock();
+            let Some(id) = st.sinks_due.pop() else {
+                return ran;
+            };
+            let Some(sink) = st.assocs.get_mut(&id).and_then(|s| s.sink.take()) else {
+                continue;
+            };
+            let mut batch = Vec::new();
+            while let Some(m) = st.ep.recv(id) {
+                batch.push(m);
+            }
+            let end = st.assocs.get(&id).and_then(|s| s.closed.clone());
+            (id, sink, batch, end)
+        };
+        ran = true;
+        for m in batch {
+            sink(Ok(m));
+        }
+        if let Some(c) = end {
+            // The last call: the sink goes with it.
+            sink(Err(c));
+            continue;
+        }
+        if let Some(slot) = sh.lock().assocs.get_mut(&id) {
+            slot.sink = Some(sink);
+        }
     }
 }
 
@@ -1079,12 +1151,18 @@ async fn drive(socket: Arc<UdpSocket>, sh: Arc<Shared>) {
                 ctl.append(&mut s.out);
             }
             if st.stopped && out.is_empty() {
+                let mut sinks = Vec::new();
                 for slot in st.assocs.values_mut() {
                     slot.closed.get_or_insert(Closed::EndpointClosed);
                     slot.notify.notify_waiters();
                     slot.connect.take();
+                    sinks.extend(slot.sink.take());
                 }
                 st.listeners.clear();
+                drop(st);
+                for mut sink in sinks {
+                    sink(Err(Closed::EndpointClosed));
+                }
                 return;
             }
             let share_deadline = st.share.as_ref().and_then(|s| s.poll_timeout());
@@ -1111,6 +1189,11 @@ async fn drive(socket: Arc<UdpSocket>, sh: Arc<Shared>) {
         }
         if take_over {
             // A takeover (or its failure) changed what to send: go round once more.
+            continue;
+        }
+        if deliver_to_sinks(&sh) {
+            // Reading may have opened windows, and the sinks may have sent: go round once
+            // more for what that queued.
             continue;
         }
         let sleep = async {

@@ -279,7 +279,12 @@ pub unsafe extern "C" fn rsp_getaddrinfo(
         };
         let n = items.clamp(1, 128) as u32;
         let stale = Duration::from_millis(u64::from(staleCacheValue));
-        let pes = match l.block_on(l.client.resolve_with(&pool, Some(n), Some(stale))) {
+        let answer = match l.client.resolve_from_cache(&pool, Some(n), Some(stale)) {
+            // A cache hit needs no trip into the runtime.
+            Some(pes) => Ok(pes),
+            None => l.block_on(l.client.resolve_with(&pool, Some(n), Some(stale))),
+        };
+        let pes = match answer {
             Ok(pes) if pes.is_empty() => return REAI_NONAME,
             Ok(pes) => pes,
             Err(ClientError::UnknownPoolHandle) => return REAI_NONAME,

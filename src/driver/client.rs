@@ -379,13 +379,7 @@ impl Client {
         items: Option<u32>,
         stale_cache_value: Option<Duration>,
     ) -> Result<Vec<PoolElement>, ClientError> {
-        let hit = self
-            .inner
-            .core
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .resolve_fresh(Instant::now(), pool_handle, items, stale_cache_value);
-        if let Some(pes) = hit {
+        if let Some(pes) = self.resolve_from_cache(pool_handle, items, stale_cache_value) {
             return Ok(pes);
         }
         match self
@@ -395,6 +389,22 @@ impl Client {
             Outcome::Resolved(pes) => Ok(pes),
             _ => Err(ClientError::Stopped),
         }
+    }
+
+    /// The answer of the cache alone, at once, in the caller's context: the PEs
+    /// [`resolve_with`](Self::resolve_with) would return without asking a registrar, or
+    /// `None` when it would have to (see [`AsapClient::resolve_fresh`]).
+    pub fn resolve_from_cache(
+        &self,
+        pool_handle: &PoolHandle,
+        items: Option<u32>,
+        stale_cache_value: Option<Duration>,
+    ) -> Option<Vec<PoolElement>> {
+        self.inner
+            .core
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .resolve_fresh(Instant::now(), pool_handle, items, stale_cache_value)
     }
 
     /// Reports a PE unreachable: it leaves the cache, and the registrar hears of it.

@@ -254,6 +254,8 @@ impl Shared {
     /// Feeds what a task learnt to the core, then does what the core asks for.
     fn input(self: &Arc<Self>, input: Input) {
         let mut st = self.lock();
+        // Attached once the lock is given back (a sink may be run at once).
+        let mut attach = None;
         let now = Instant::now();
         match input {
             Input::Resolved(r) => st.core.resolved(now, r),
@@ -267,7 +269,7 @@ impl Shared {
                     a.abort();
                     st.assocs.remove(&id);
                 } else {
-                    self.spawn_reader(&self.runtime, id, a);
+                    attach = Some((id, a.clone()));
                 }
             }
             Input::Connected(id, Err(_)) => st.core.association_failed(now, id),
@@ -291,25 +293,22 @@ impl Shared {
             }
         }
         self.flush_and_wake(&mut st, true);
+        drop(st);
+        if let Some((id, a)) = attach {
+            self.attach(id, &a);
+        }
     }
 
-    fn spawn_reader(
-        self: &Arc<Self>,
-        runtime: &tokio::runtime::Handle,
-        id: AssociationId,
-        a: Arc<Association>,
-    ) {
+    /// Runs the association's messages through the core as they come, in the transport's
+    /// task (no reader task in between), and then its end.
+    fn attach(self: &Arc<Self>, id: AssociationId, a: &Association) {
         let shared = Arc::downgrade(self);
-        runtime.spawn(async move {
-            loop {
-                let m = a.recv_message().await;
-                let Some(shared) = shared.upgrade() else {
-                    return;
-                };
-                match m {
-                    Ok(m) => shared.input(Input::Message(id, m)),
-                    Err(c) => return shared.input(Input::Ended(id, c)),
-                }
+        a.set_sink(move |m| {
+            if let Some(shared) = shared.upgrade() {
+                shared.input(match m {
+                    Ok(m) => Input::Message(id, m),
+                    Err(c) => Input::Ended(id, c),
+                });
             }
         });
     }

@@ -250,6 +250,13 @@ impl Association {
         self.0.recv().await
     }
 
+    /// Hands every message from now on to `sink` in the transport's own task, then once why
+    /// the association ended ([`recv_message`](Self::recv_message) gets nothing any more):
+    /// one task switch less per message than a reader task. `sink` must not block.
+    pub fn set_sink(&self, sink: impl FnMut(Result<Message, Closed>) + Send + 'static) {
+        self.0.set_sink(sink)
+    }
+
     /// Whether [`recv_message`](Self::recv_message) would return at once with a message.
     pub fn readable(&self) -> bool {
         self.0.readable()
