@@ -14,6 +14,53 @@ async fn endpoint(cfg: EndpointConfig) -> SctpEndpoint {
         .unwrap()
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_gets_every_message_in_order_can_answer_from_inside_and_hears_the_end() {
+    let server = endpoint(EndpointConfig::default()).await;
+    let mut listener = server.listen(3864).await.unwrap();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let srv = tokio::spawn(async move {
+        let a = std::sync::Arc::new(listener.accept().await.unwrap());
+        // The sink echoes from inside the driver, and reports what it got.
+        let echo = a.clone();
+        a.set_sink(move |m| {
+            if let Ok(m) = &m {
+                echo.try_send(m.stream, m.ppid, m.unordered, m.data.clone())
+                    .unwrap();
+            }
+            let _ = seen_tx.send(m.map(|m| m.data));
+        });
+        // With a sink, recv gets nothing.
+        assert!(timeout(Duration::from_millis(200), a.recv()).await.is_err());
+        a
+    });
+    let client = endpoint(EndpointConfig::default()).await;
+    let a = timeout(LIMIT, client.connect(&[server.local_addr()], 3864))
+        .await
+        .unwrap()
+        .unwrap();
+    // Sent while the server sets its sink: all arrive there, in order.
+    for i in 0..200u32 {
+        a.send(0, 99, Bytes::from(i.to_be_bytes().to_vec()))
+            .await
+            .unwrap();
+    }
+    let kept = timeout(LIMIT, srv).await.unwrap().unwrap();
+    for i in 0..200u32 {
+        let want = Bytes::from(i.to_be_bytes().to_vec());
+        let m = timeout(LIMIT, a.recv()).await.unwrap().unwrap();
+        assert_eq!(m.data, want, "echo {i}");
+        let got = timeout(LIMIT, seen.recv()).await.unwrap().unwrap();
+        assert_eq!(got.unwrap(), want, "sink {i}");
+    }
+    // The end reaches the sink once, after the messages.
+    a.shutdown();
+    let end = timeout(LIMIT, seen.recv()).await.unwrap().unwrap();
+    assert_eq!(end, Err(Closed::Shutdown));
+    drop(kept);
+    assert!(timeout(LIMIT, seen.recv()).await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn echo_over_udp_with_streams_ppids_and_large_messages() {
     let server = endpoint(EndpointConfig::default()).await;
