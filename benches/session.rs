@@ -42,7 +42,7 @@ const PPID: u32 = 33;
 /// The SCTP port of the raw echo.
 const RAW_PORT: u16 = 7481;
 /// Messages in flight in the pipelined runs.
-const WINDOW: usize = 32;
+const WINDOW: u64 = 32;
 /// The longest one step may take before the bench gives up.
 const STEP: Duration = Duration::from_secs(10);
 
@@ -260,92 +260,142 @@ fn c_recv(sd: i32, buf: &mut [u8]) {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// The measured loops: `n` operations each way, their time. Criterion and the interleaved
+// summary both run these.
+
+fn raw_trips(rt: &Runtime, raw: &Association, data: &Bytes, n: u64) -> Duration {
+    rt.block_on(async {
+        let t = Instant::now();
+        for _ in 0..n {
+            raw_round_trip(raw, data).await;
+        }
+        t.elapsed()
+    })
+}
+
+fn rust_trips(rt: &Runtime, session: &mut Session, data: &Bytes, n: u64) -> Duration {
+    rt.block_on(async {
+        let t = Instant::now();
+        for _ in 0..n {
+            session.send(info(), data.clone()).await.unwrap();
+            session_recv(session).await;
+        }
+        t.elapsed()
+    })
+}
+
+fn c_trips(sd: i32, data: &[u8], buf: &mut [u8], n: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        c_send(sd, data);
+        c_recv(sd, buf);
+    }
+    t.elapsed()
+}
+
+fn raw_pipelined(rt: &Runtime, raw: &Association, data: &Bytes, n: u64) -> Duration {
+    rt.block_on(async {
+        let t = Instant::now();
+        let (mut sent, mut got) = (0, 0);
+        while got < n {
+            while sent < n && sent - got < WINDOW {
+                raw.send_message(opts(), data.clone()).await.unwrap();
+                sent += 1;
+            }
+            timeout(STEP, raw.recv_message()).await.unwrap().unwrap();
+            got += 1;
+        }
+        t.elapsed()
+    })
+}
+
+fn rust_pipelined(rt: &Runtime, session: &mut Session, data: &Bytes, n: u64) -> Duration {
+    rt.block_on(async {
+        let t = Instant::now();
+        let (mut sent, mut got) = (0, 0);
+        while got < n {
+            while sent < n && sent - got < WINDOW {
+                session.send(info(), data.clone()).await.unwrap();
+                sent += 1;
+            }
+            session_recv(session).await;
+            got += 1;
+        }
+        t.elapsed()
+    })
+}
+
+fn c_pipelined(sd: i32, data: &[u8], buf: &mut [u8], n: u64) -> Duration {
+    let t = Instant::now();
+    let (mut sent, mut got) = (0, 0);
+    while got < n {
+        while sent < n && sent - got < WINDOW {
+            c_send(sd, data);
+            sent += 1;
+        }
+        c_recv(sd, buf);
+        got += 1;
+    }
+    t.elapsed()
+}
+
+fn rust_resolutions(rt: &Runtime, pu: &Client, stale: u32, n: u64) -> Duration {
+    let pool = PoolHandle::try_from(POOL).unwrap();
+    let d = Duration::from_millis(u64::from(stale));
+    rt.block_on(async {
+        let t = Instant::now();
+        for _ in 0..n {
+            let pes = timeout(STEP, pu.resolve_with(&pool, Some(1), Some(d)))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(pes.len(), 1);
+        }
+        t.elapsed()
+    })
+}
+
+fn c_resolutions(stale: u32, n: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        let mut ai: *mut rsp_addrinfo = std::ptr::null_mut();
+        // SAFETY: a valid pool handle and out pointer; the list is freed.
+        unsafe {
+            let got = c::rsp_getaddrinfo(POOL.as_ptr(), POOL.len(), &mut ai, 1, stale);
+            assert_eq!(got, 1);
+            c::rsp_freeaddrinfo(ai);
+        }
+    }
+    t.elapsed()
+}
+
 fn round_trips(c: &mut Criterion, rt: &Runtime, s: &mut Setup) {
     let data = Bytes::from(vec![0x5a; 100]);
+    let mut buf = vec![0u8; 4096];
     let mut g = c.benchmark_group("round trip 100 B");
     g.throughput(Throughput::Elements(1));
     g.bench_function("raw rserpool-sctp", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    raw_round_trip(&s.raw, &data).await;
-                }
-                t.elapsed()
-            })
-        })
+        b.iter_custom(|n| raw_trips(rt, &s.raw, &data, n))
     });
     g.bench_function("Rust session API", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    s.session.send(info(), data.clone()).await.unwrap();
-                    session_recv(&mut s.session).await;
-                }
-                t.elapsed()
-            })
-        })
+        b.iter_custom(|n| rust_trips(rt, &mut s.session, &data, n))
     });
-    let mut buf = vec![0u8; 4096];
     g.bench_function("C API rsp_sendmsg/rsp_recvmsg", |b| {
-        b.iter(|| {
-            c_send(s.sd, &data);
-            c_recv(s.sd, &mut buf);
-        })
+        b.iter_custom(|n| c_trips(s.sd, &data, &mut buf, n))
     });
     g.finish();
 
     let mut g = c.benchmark_group("pipelined 100 B, 32 in flight");
     g.throughput(Throughput::Elements(1));
     g.bench_function("raw rserpool-sctp", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let t = Instant::now();
-                let (mut sent, mut got) = (0, 0);
-                while got < iters {
-                    while sent < iters && sent - got < WINDOW as u64 {
-                        s.raw.send_message(opts(), data.clone()).await.unwrap();
-                        sent += 1;
-                    }
-                    timeout(STEP, s.raw.recv_message()).await.unwrap().unwrap();
-                    got += 1;
-                }
-                t.elapsed()
-            })
-        })
+        b.iter_custom(|n| raw_pipelined(rt, &s.raw, &data, n))
     });
     g.bench_function("Rust session API", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let t = Instant::now();
-                let (mut sent, mut got) = (0, 0);
-                while got < iters {
-                    while sent < iters && sent - got < WINDOW as u64 {
-                        s.session.send(info(), data.clone()).await.unwrap();
-                        sent += 1;
-                    }
-                    session_recv(&mut s.session).await;
-                    got += 1;
-                }
-                t.elapsed()
-            })
-        })
+        b.iter_custom(|n| rust_pipelined(rt, &mut s.session, &data, n))
     });
     g.bench_function("C API rsp_sendmsg/rsp_recvmsg", |b| {
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            let (mut sent, mut got) = (0, 0);
-            while got < iters {
-                while sent < iters && sent - got < WINDOW as u64 {
-                    c_send(s.sd, &data);
-                    sent += 1;
-                }
-                c_recv(s.sd, &mut buf);
-                got += 1;
-            }
-            t.elapsed()
-        })
+        b.iter_custom(|n| c_pipelined(s.sd, &data, &mut buf, n))
     });
     g.finish();
 }
@@ -354,36 +404,14 @@ fn round_trips(c: &mut Criterion, rt: &Runtime, s: &mut Setup) {
 // Handle resolution
 
 fn resolutions(c: &mut Criterion, rt: &Runtime, s: &Setup) {
-    let pool = PoolHandle::try_from(POOL).unwrap();
     let mut g = c.benchmark_group("handle resolution");
     g.throughput(Throughput::Elements(1));
     for (name, stale) in [("no cache", 0u32), ("cache", 60_000)] {
-        let d = Duration::from_millis(u64::from(stale));
         g.bench_function(format!("Rust resolve_with, {name}"), |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        let pes = timeout(STEP, s.pu.resolve_with(&pool, Some(1), Some(d)))
-                            .await
-                            .unwrap()
-                            .unwrap();
-                        assert_eq!(pes.len(), 1);
-                    }
-                    t.elapsed()
-                })
-            })
+            b.iter_custom(|n| rust_resolutions(rt, &s.pu, stale, n))
         });
         g.bench_function(format!("C API rsp_getaddrinfo, {name}"), |b| {
-            b.iter(|| {
-                let mut ai: *mut rsp_addrinfo = std::ptr::null_mut();
-                // SAFETY: a valid pool handle and out pointer; the list is freed.
-                unsafe {
-                    let n = c::rsp_getaddrinfo(POOL.as_ptr(), POOL.len(), &mut ai, 1, stale);
-                    assert_eq!(n, 1);
-                    c::rsp_freeaddrinfo(ai);
-                }
-            })
+            b.iter_custom(|n| c_resolutions(stale, n))
         });
     }
     g.finish();
@@ -417,126 +445,27 @@ fn summary(rt: &Runtime, s: &mut Setup) {
     let data = Bytes::from(vec![0x5a; 100]);
     let mut buf = vec![0u8; 4096];
     let n = 1000;
-    let us = |t: Duration, n: usize| t.as_secs_f64() * 1e6 / n as f64;
-    let sd = s.sd;
-    let (raw, session, pu) = (&s.raw, &mut s.session, &s.pu);
-    let trips = {
-        let rt_raw = &mut || {
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..n {
-                    raw_round_trip(raw, &data).await;
-                }
-                us(t.elapsed(), n)
-            })
-        };
-        let rt_rust = &mut || {
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..n {
-                    session.send(info(), data.clone()).await.unwrap();
-                    session_recv(session).await;
-                }
-                us(t.elapsed(), n)
-            })
-        };
-        let rt_c = &mut || {
-            let t = Instant::now();
-            for _ in 0..n {
-                c_send(sd, &data);
-                c_recv(sd, &mut buf);
-            }
-            us(t.elapsed(), n)
-        };
-        interleave(&mut [rt_raw, rt_rust, rt_c])
-    };
-
+    let us = |t: Duration, n: u64| t.as_secs_f64() * 1e6 / n as f64;
+    let (sd, raw, pu) = (s.sd, &s.raw, &s.pu);
+    let session = std::cell::RefCell::new(&mut s.session);
+    let buf = std::cell::RefCell::new(&mut buf[..]);
+    let trips = interleave(&mut [
+        &mut || us(raw_trips(rt, raw, &data, n), n),
+        &mut || us(rust_trips(rt, &mut session.borrow_mut(), &data, n), n),
+        &mut || us(c_trips(sd, &data, &mut buf.borrow_mut(), n), n),
+    ]);
     let m = 20 * n;
-    let pl_raw = &mut || {
-        rt.block_on(async {
-            let t = Instant::now();
-            let (mut sent, mut got) = (0, 0);
-            while got < m {
-                while sent < m && sent - got < WINDOW {
-                    raw.send_message(opts(), data.clone()).await.unwrap();
-                    sent += 1;
-                }
-                timeout(STEP, raw.recv_message()).await.unwrap().unwrap();
-                got += 1;
-            }
-            us(t.elapsed(), m)
-        })
-    };
-    let pl_rust = &mut || {
-        rt.block_on(async {
-            let t = Instant::now();
-            let (mut sent, mut got) = (0, 0);
-            while got < m {
-                while sent < m && sent - got < WINDOW {
-                    session.send(info(), data.clone()).await.unwrap();
-                    sent += 1;
-                }
-                session_recv(session).await;
-                got += 1;
-            }
-            us(t.elapsed(), m)
-        })
-    };
-    let mut buf2 = vec![0u8; 4096];
-    let pl_c = &mut || {
-        let t = Instant::now();
-        let (mut sent, mut got) = (0, 0);
-        while got < m {
-            while sent < m && sent - got < WINDOW {
-                c_send(sd, &data);
-                sent += 1;
-            }
-            c_recv(sd, &mut buf2);
-            got += 1;
-        }
-        us(t.elapsed(), m)
-    };
-    let piped = interleave(&mut [pl_raw, pl_rust, pl_c]);
-
-    let pool = PoolHandle::try_from(POOL).unwrap();
-    let resolve = |stale: u32| {
-        let pool = pool.clone();
-        move || {
-            let d = Duration::from_millis(u64::from(stale));
-            rt.block_on(async {
-                let t = Instant::now();
-                for _ in 0..n {
-                    let pes = pu.resolve_with(&pool, Some(1), Some(d)).await.unwrap();
-                    assert_eq!(pes.len(), 1);
-                }
-                us(t.elapsed(), n)
-            })
-        }
-    };
-    let getaddrinfo = |stale: u32| {
-        move || {
-            let t = Instant::now();
-            for _ in 0..n {
-                let mut ai: *mut rsp_addrinfo = std::ptr::null_mut();
-                // SAFETY: a valid pool handle and out pointer; the list is freed.
-                unsafe {
-                    assert_eq!(
-                        c::rsp_getaddrinfo(POOL.as_ptr(), POOL.len(), &mut ai, 1, stale),
-                        1
-                    );
-                    c::rsp_freeaddrinfo(ai);
-                }
-            }
-            us(t.elapsed(), n)
-        }
-    };
-    let (mut r0, mut c0, mut r1, mut c1) = (
-        resolve(0),
-        getaddrinfo(0),
-        resolve(60_000),
-        getaddrinfo(60_000),
-    );
-    let res = interleave(&mut [&mut r0, &mut c0, &mut r1, &mut c1]);
+    let piped = interleave(&mut [
+        &mut || us(raw_pipelined(rt, raw, &data, m), m),
+        &mut || us(rust_pipelined(rt, &mut session.borrow_mut(), &data, m), m),
+        &mut || us(c_pipelined(sd, &data, &mut buf.borrow_mut(), m), m),
+    ]);
+    let res = interleave(&mut [
+        &mut || us(rust_resolutions(rt, pu, 0, n), n),
+        &mut || us(c_resolutions(0, n), n),
+        &mut || us(rust_resolutions(rt, pu, 60_000, n), n),
+        &mut || us(c_resolutions(60_000, n), n),
+    ]);
 
     println!("\nInterleaved, medians of {ROUNDS} rounds (µs per operation):");
     println!("| | raw rserpool-sctp | Rust session API | C API | session / raw | C / Rust |");

@@ -302,14 +302,11 @@ impl Shared {
     /// Runs the association's messages through the core as they come, in the transport's
     /// task (no reader task in between), and then its end.
     fn attach(self: &Arc<Self>, id: AssociationId, a: &Association) {
-        let shared = Arc::downgrade(self);
-        a.set_sink(move |m| {
-            if let Some(shared) = shared.upgrade() {
-                shared.input(match m {
-                    Ok(m) => Input::Message(id, m),
-                    Err(c) => Input::Ended(id, c),
-                });
-            }
+        transport::attach_sink(a, self, move |shared, m| {
+            shared.input(match m {
+                Ok(m) => Input::Message(id, m),
+                Err(c) => Input::Ended(id, c),
+            })
         });
     }
 

@@ -361,6 +361,22 @@ pub(crate) fn spawn_reader<T: Send + 'static>(
     });
 }
 
+/// Feeds an association to a driver without a reader task: each message, then the end, goes
+/// to `feed` with the driver's shared state, in the transport's task, for as long as that
+/// state lives ([`Association::set_sink`]).
+pub(crate) fn attach_sink<S: Send + Sync + 'static>(
+    assoc: &Association,
+    target: &Arc<S>,
+    feed: impl Fn(&Arc<S>, Result<Message, Closed>) + Send + 'static,
+) {
+    let target = Arc::downgrade(target);
+    assoc.set_sink(move |m| {
+        if let Some(t) = target.upgrade() {
+            feed(&t, m);
+        }
+    });
+}
+
 /// The transport's options for a message the session layer sends.
 pub(crate) fn send_options(info: &rserpool_proto::session::SendInfo) -> SendOptions {
     SendOptions {
