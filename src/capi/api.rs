@@ -282,7 +282,7 @@ pub unsafe extern "C" fn rsp_getaddrinfo(
         let answer = match l.client.resolve_from_cache(&pool, Some(n), Some(stale)) {
             // A cache hit needs no trip into the runtime.
             Some(pes) => Ok(pes),
-            None => l.block_on(l.client.resolve_with(&pool, Some(n), Some(stale))),
+            None => l.block_on(l.client.resolve_in_driver(&pool, Some(n), Some(stale))),
         };
         let pes = match answer {
             Ok(pes) if pes.is_empty() => return REAI_NONAME,

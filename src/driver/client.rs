@@ -382,6 +382,18 @@ impl Client {
         if let Some(pes) = self.resolve_from_cache(pool_handle, items, stale_cache_value) {
             return Ok(pes);
         }
+        self.resolve_in_driver(pool_handle, items, stale_cache_value)
+            .await
+    }
+
+    /// [`resolve_with`](Self::resolve_with) after a cache miss: the driver asks a registrar
+    /// (or answers from the cache, if another call filled it meanwhile).
+    pub(crate) async fn resolve_in_driver(
+        &self,
+        pool_handle: &PoolHandle,
+        items: Option<u32>,
+        stale_cache_value: Option<Duration>,
+    ) -> Result<Vec<PoolElement>, ClientError> {
         match self
             .call(|tx| Command::Resolve(pool_handle.clone(), items, stale_cache_value, tx))
             .await?
