@@ -279,37 +279,56 @@ pub unsafe extern "C" fn rsp_getaddrinfo(
         };
         let n = items.clamp(1, 128) as u32;
         let stale = Duration::from_millis(u64::from(staleCacheValue));
-        let answer = match l.client.resolve_from_cache(&pool, Some(n), Some(stale)) {
-            // A cache hit needs no trip into the runtime.
-            Some(pes) => Ok(pes),
-            None => l.block_on(l.client.resolve_in_driver(&pool, Some(n), Some(stale))),
+        // A cache hit needs no trip into the runtime, and its list is built straight from
+        // the cache.
+        let hit = l
+            .client
+            .resolve_from_cache_with(&pool, Some(n), Some(stale), |pes| addrinfo_list(pes));
+        let answer = match hit {
+            Some(list) => list,
+            None => match l.block_on(l.client.resolve_in_driver(&pool, Some(n), Some(stale))) {
+                Ok(pes) => addrinfo_list(&mut pes.iter()),
+                Err(ClientError::UnknownPoolHandle) => return REAI_NONAME,
+                Err(e) => {
+                    set_errno(errno_of(&e));
+                    return REAI_SYSTEM;
+                }
+            },
         };
-        let pes = match answer {
-            Ok(pes) if pes.is_empty() => return REAI_NONAME,
-            Ok(pes) => pes,
-            Err(ClientError::UnknownPoolHandle) => return REAI_NONAME,
-            Err(e) => {
-                set_errno(errno_of(&e));
-                return REAI_SYSTEM;
+        match answer {
+            Some((_, 0)) => REAI_NONAME,
+            Some((head, count)) => {
+                // SAFETY: out pointer checked above.
+                unsafe { *rserpoolAddrInfo = head };
+                count
             }
-        };
-        let mut head: *mut rsp_addrinfo = std::ptr::null_mut();
-        let mut count = 0;
-        for pe in pes.iter().rev() {
-            let Some(ai) = addrinfo_of(pe) else {
-                // SAFETY: head is a list this call built.
-                unsafe { rsp_freeaddrinfo(head) };
-                return REAI_MEMORY;
-            };
-            // SAFETY: ai is a fresh entry of ours.
-            unsafe { (*ai).ai_next = head };
-            head = ai;
-            count += 1;
+            None => REAI_MEMORY,
         }
-        // SAFETY: out pointer checked above.
-        unsafe { *rserpoolAddrInfo = head };
-        count
     })
+}
+
+/// The `rsp_addrinfo` list of PEs, in their order, and its length; `None` (nothing left
+/// allocated) when memory runs out.
+fn addrinfo_list(
+    pes: &mut dyn Iterator<Item = &crate::wire::PoolElement>,
+) -> Option<(*mut rsp_addrinfo, c_int)> {
+    let mut head: *mut rsp_addrinfo = std::ptr::null_mut();
+    let mut tail: *mut *mut rsp_addrinfo = &mut head;
+    let mut count = 0;
+    for pe in pes {
+        let Some(ai) = addrinfo_of(pe) else {
+            // SAFETY: head is a list this call built.
+            unsafe { rsp_freeaddrinfo(head) };
+            return None;
+        };
+        // SAFETY: tail points at `head` or at the last entry's (zeroed) next pointer.
+        unsafe {
+            *tail = ai;
+            tail = &mut (*ai).ai_next;
+        }
+        count += 1;
+    }
+    Some((head, count))
 }
 
 /// One `rsp_addrinfo` (and its addresses, in the same allocation) for a PE.
@@ -317,32 +336,27 @@ fn addrinfo_of(pe: &crate::wire::PoolElement) -> Option<*mut rsp_addrinfo> {
     let t = &pe.user_transport;
     let port = t.port().unwrap_or(0);
     let v6 = t.addresses().iter().any(|a| a.is_ipv6());
-    let addrs: Vec<SocketAddr> = t
-        .addresses()
-        .iter()
-        .map(|&ip| {
-            let ip = match ip {
-                std::net::IpAddr::V4(v4) if v6 => std::net::IpAddr::V6(v4.to_ipv6_mapped()),
-                ip => ip,
-            };
-            SocketAddr::new(ip, port)
-        })
-        .collect();
+    let count = t.addresses().len();
     let one = if v6 {
         std::mem::size_of::<libc::sockaddr_in6>()
     } else {
         std::mem::size_of::<libc::sockaddr_in>()
     };
     let head = std::mem::size_of::<rsp_addrinfo>().next_multiple_of(8);
-    let p = library::alloc(head + one * addrs.len());
+    let p = library::alloc(head + one * count);
     if p.is_null() {
         return None;
     }
     let ai = p.cast::<rsp_addrinfo>();
     let base = p.wrapping_add(head);
-    for (i, a) in addrs.iter().enumerate() {
+    for (i, &ip) in t.addresses().iter().enumerate() {
+        // One family for the whole list: IPv4 addresses beside IPv6 ones are mapped.
+        let ip = match ip {
+            std::net::IpAddr::V4(v4) if v6 => std::net::IpAddr::V6(v4.to_ipv6_mapped()),
+            ip => ip,
+        };
         // SAFETY: the block has room for every address after the header.
-        unsafe { library::write_sockaddr(base.wrapping_add(i * one), a) };
+        unsafe { library::write_sockaddr(base.wrapping_add(i * one), &SocketAddr::new(ip, port)) };
     }
     let (socktype, protocol) = match t {
         Transport::Sctp(_) => (libc::SOCK_STREAM, libc::IPPROTO_SCTP),
@@ -355,7 +369,7 @@ fn addrinfo_of(pe: &crate::wire::PoolElement) -> Option<*mut rsp_addrinfo> {
         (*ai).ai_socktype = socktype;
         (*ai).ai_protocol = protocol;
         (*ai).ai_addrlen = one;
-        (*ai).ai_addrs = addrs.len();
+        (*ai).ai_addrs = count;
         (*ai).ai_addr = base.cast();
         (*ai).ai_pe_id = pe.id.0;
     }

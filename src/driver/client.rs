@@ -419,8 +419,32 @@ impl Client {
             .resolve_fresh(Instant::now(), pool_handle, items, stale_cache_value)
     }
 
-    /// Reports a PE unreachable: it leaves the cache, and the registrar hears of it.
+    /// As [`resolve_from_cache`](Self::resolve_from_cache), handing the PEs to `f` where
+    /// they lie in the cache instead of copying them (see
+    /// [`AsapClient::resolve_fresh_with`]). `f` runs with the client's state locked: it
+    /// must not call this client.
+    pub fn resolve_from_cache_with<R>(
+        &self,
+        pool_handle: &PoolHandle,
+        items: Option<u32>,
+        stale_cache_value: Option<Duration>,
+        f: impl FnOnce(&mut dyn Iterator<Item = &PoolElement>) -> R,
+    ) -> Option<R> {
+        self.inner
+            .core
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .resolve_fresh_with(Instant::now(), pool_handle, items, stale_cache_value, f)
+    }
+
+    /// Reports a PE unreachable: it leaves the cache before this returns (the next resolution
+    /// does not offer it), and the registrar hears of it.
     pub fn report_unreachable(&self, pool_handle: &PoolHandle, pe_id: PoolElementId) {
+        self.inner
+            .core
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget_cached(pool_handle, pe_id);
         let _ = self
             .inner
             .commands

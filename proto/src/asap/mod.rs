@@ -626,6 +626,23 @@ impl AsapClient {
         items: Option<u32>,
         stale_cache_value: Option<Duration>,
     ) -> Option<Vec<PoolElement>> {
+        self.resolve_fresh_with(now, pool_handle, items, stale_cache_value, |pes| {
+            pes.cloned().collect()
+        })
+    }
+
+    /// As [`resolve_fresh`](Self::resolve_fresh), handing the selected PEs to `f` where they
+    /// are, in the order to try them, instead of copying them: for a caller that converts
+    /// them into a form of its own (the C API's `rsp_addrinfo` list). Returns what `f`
+    /// returns, or `None` (and `f` is not called) when a registrar must be asked.
+    pub fn resolve_fresh_with<R>(
+        &mut self,
+        now: Instant,
+        pool_handle: &PoolHandle,
+        items: Option<u32>,
+        stale_cache_value: Option<Duration>,
+        f: impl FnOnce(&mut dyn Iterator<Item = &PoolElement>) -> R,
+    ) -> Option<R> {
         if stale_cache_value
             .unwrap_or(self.config.stale_cache_value)
             .is_zero()
@@ -633,9 +650,27 @@ impl AsapClient {
             return None;
         }
         self.expire_cache(now);
-        self.cache.pool(pool_handle)?;
+        let n = self.cache.pool(pool_handle)?.len();
         self.stats.cache_hits += 1;
-        Some(self.select_cached(pool_handle, items))
+        let picked = self.pick_cached(pool_handle, n, items);
+        let cache = &self.cache;
+        let r = f(&mut picked
+            .iter()
+            .filter_map(|&h| cache.get(h).map(|e| e.element())));
+        self.scratch = picked;
+        Some(r)
+    }
+
+    /// Takes a PE out of the cache, without telling the registrar (which
+    /// [`report_unreachable`](Self::report_unreachable) does); whether it was there.
+    pub fn forget_cached(&mut self, pool_handle: &PoolHandle, pe_id: PoolElementId) -> bool {
+        match self.cache.find(pool_handle, pe_id) {
+            Some(pe) => {
+                self.cache.remove(pe);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Reports a PE unreachable (RFC 5352 §3.5): it leaves the cache, and an
@@ -646,9 +681,7 @@ impl AsapClient {
         pool_handle: &PoolHandle,
         pe_id: PoolElementId,
     ) {
-        if let Some(pe) = self.cache.find(pool_handle, pe_id) {
-            self.cache.remove(pe);
-        }
+        self.forget_cached(pool_handle, pe_id);
         let rid = self.new_request_id();
         let msg = AsapMessage::EndpointUnreachable(EndpointUnreachable {
             pool_handle: pool_handle.clone(),
@@ -1463,6 +1496,23 @@ impl AsapClient {
 
     fn select_cached(&mut self, pool_handle: &PoolHandle, items: Option<u32>) -> Vec<PoolElement> {
         let n = self.cache.pool(pool_handle).map_or(0, |p| p.len());
+        let picked = self.pick_cached(pool_handle, n, items);
+        let pes = picked
+            .iter()
+            .filter_map(|&h| self.cache.get(h).map(|e| e.element().clone()))
+            .collect();
+        self.scratch = picked;
+        pes
+    }
+
+    /// Selects `items` (all when `None`) of the `n` cached PEs of a pool by its policy, into
+    /// the scratch vector taken out of `self` (the caller puts it back).
+    fn pick_cached(
+        &mut self,
+        pool_handle: &PoolHandle,
+        n: usize,
+        items: Option<u32>,
+    ) -> Vec<crate::handlespace::PeHandle> {
         let want = items.map_or(n, |i| (i as usize).min(n));
         let mut picked = std::mem::take(&mut self.scratch);
         picked.clear();
@@ -1472,12 +1522,7 @@ impl AsapClient {
             &mut self.rng,
             &mut picked,
         );
-        let pes = picked
-            .iter()
-            .filter_map(|&h| self.cache.get(h).map(|e| e.element().clone()))
-            .collect();
-        self.scratch = picked;
-        pes
+        picked
     }
 
     fn expire_cache(&mut self, now: Instant) {
