@@ -23,7 +23,7 @@ pub use driver::client::{Client, ClientOptions};
 pub use driver::pe_session::SessionServer;
 pub use driver::registrar::{RegistrarHandle, RegistrarServer, ServerConfig};
 pub use driver::session::{Session, SessionOptions, SessionStatus};
-pub use rserpool_proto::{asap, handlespace, policy, registrar, session, wire};
+pub use rserpool_proto::{asap, handlespace, idhash, policy, registrar, session, wire};
 
 pub mod capi;
 pub mod driver;

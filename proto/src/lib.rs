@@ -24,6 +24,7 @@ pub mod asap;
 #[cfg(feature = "capture")]
 pub mod capture;
 pub mod handlespace;
+pub mod idhash;
 pub mod policy;
 pub mod registrar;
 pub mod session;

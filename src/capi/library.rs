@@ -1,7 +1,7 @@
 //! The library's process-wide state: the tokio runtime started by `rsp_initialize`, the ASAP
 //! client, the table of RSerPool sockets, and the memory the library handed to the program.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -151,34 +151,11 @@ fn shutdown(l: Arc<Library>) {
 /// Memory the library allocated for the program (`rsp_initarg`, `rsp_getaddrinfo`): only
 /// this is freed by `rsp_freeinfo` / `rsp_freeaddrinfo`, so a program's own pointers or a
 /// double free cannot corrupt the heap.
-static ALLOCATED: Mutex<Option<HashSet<usize, BuildAddressHasher>>> = Mutex::new(None);
-
-/// Hashes the addresses in [`ALLOCATED`]: they are the library's own pointers, not input an
-/// attacker picks, so one multiplication spreads them well enough, where SipHash (the
-/// default, built to resist chosen keys) cost a tenth of a cache hit in `rsp_getaddrinfo`.
-#[derive(Default)]
-pub(crate) struct AddressHasher(u64);
-
-impl std::hash::Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        // Fibonacci hashing; the high bits, which hashbrown uses for its control bytes, mix
-        // in every bit of the address (allocations are 16-byte aligned: the low bits are 0).
-        self.0 = (n as u64)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(26);
-    }
-}
-
-/// Builds [`AddressHasher`]s.
-pub(crate) type BuildAddressHasher = std::hash::BuildHasherDefault<AddressHasher>;
+///
+/// The set is hashed with [`IdHasher`](crate::idhash::IdHasher): its keys are the library's
+/// own pointers, not input an attacker picks, and SipHash (the default) cost a tenth of a
+/// cache hit in `rsp_getaddrinfo`.
+static ALLOCATED: Mutex<Option<crate::idhash::IdSet<usize>>> = Mutex::new(None);
 
 /// Allocates zeroed memory with `calloc` and remembers it.
 pub(crate) fn alloc(size: usize) -> *mut u8 {
@@ -186,7 +163,7 @@ pub(crate) fn alloc(size: usize) -> *mut u8 {
     let p = unsafe { libc::calloc(1, size.max(1)) }.cast::<u8>();
     if !p.is_null() {
         lock(&ALLOCATED)
-            .get_or_insert_with(HashSet::default)
+            .get_or_insert_with(Default::default)
             .insert(p as usize);
     }
     p

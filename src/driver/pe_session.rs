@@ -3,14 +3,15 @@
 //! [`PoolElementSessions`] core: ASAP control messages
 //! (Cookie, Cookie Echo, Business Card, PPID 11) are kept apart from the application's.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 
+use super::Dispatcher;
 use crate::handlespace::AssociationId;
+use crate::idhash::{IdMap, IdSet};
 use crate::session::{
     PeEvent, PeSessionError, PoolElementSessions, SendInfo, SessionId, SessionOutput,
 };
@@ -61,14 +62,14 @@ impl SessionServer {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 core: PoolElementSessions::new(pool),
-                assocs: HashMap::new(),
+                assocs: IdMap::default(),
                 next_association: 1,
                 closing: Default::default(),
-                events: Box::new(on_event),
-                deferred: VecDeque::new(),
+                ready: Vec::new(),
                 acceptor: None,
                 closed: false,
             }),
+            events: Dispatcher::new(on_event),
             wake: Notify::new(),
             runtime: runtime.clone(),
         });
@@ -168,9 +169,14 @@ impl Drop for SessionServer {
         // As close does, without waiting; in a task when the state is busy (the last handle
         // may go inside an event handler, under the lock).
         let shared = self.shared.clone();
-        if shared.state.try_lock().is_ok() {
-            shared.close();
-        } else {
+        let done = match shared.state.try_lock() {
+            Ok(mut st) => {
+                shared.close_locked(&mut st);
+                true
+            }
+            Err(_) => false,
+        };
+        if !done {
             self.shared.runtime.spawn(async move {
                 shared.close();
             });
@@ -180,6 +186,8 @@ impl Drop for SessionServer {
 
 struct Shared {
     state: Mutex<State>,
+    /// Hands events to the application, outside the state lock.
+    events: Dispatcher<PeEvent>,
     /// Wakes the driver task: events of calls to hand on, the end.
     wake: Notify,
     /// Where the tasks run (calls come from any thread).
@@ -188,13 +196,13 @@ struct Shared {
 
 struct State {
     core: PoolElementSessions,
-    assocs: HashMap<AssociationId, Link>,
+    assocs: IdMap<AssociationId, Link>,
     next_association: u64,
     /// Associations this side shut down (their graceful end is not the peer's doing).
-    closing: std::collections::HashSet<AssociationId>,
-    events: Box<dyn FnMut(PeEvent) + Send>,
-    /// Events of calls, for the driver task to hand on (in order, before any later one).
-    deferred: VecDeque<PeEvent>,
+    closing: IdSet<AssociationId>,
+    /// Events to hand on, in order: those of calls wait for the driver task, those found by
+    /// a task go with it.
+    ready: Vec<PeEvent>,
     acceptor: Option<tokio::task::JoinHandle<()>>,
     closed: bool,
 }
@@ -215,20 +223,26 @@ impl Shared {
 
     /// Stops accepting and shuts every session down; the associations to wait for.
     fn close(&self) -> Vec<Arc<Association>> {
-        self.call(|st| {
-            if let Some(a) = st.acceptor.take() {
-                a.abort();
-            }
-            st.closed = true;
-            let sessions: Vec<SessionId> = st.core.sessions().collect();
-            for s in sessions {
-                let _ = st.core.close(s);
-            }
-            st.assocs
-                .values()
-                .map(|l| l.association().clone())
-                .collect()
-        })
+        self.close_locked(&mut self.lock())
+    }
+
+    /// [`close`](Self::close) with the state locked.
+    fn close_locked(&self, st: &mut State) -> Vec<Arc<Association>> {
+        if let Some(a) = st.acceptor.take() {
+            a.abort();
+        }
+        st.closed = true;
+        let sessions: Vec<SessionId> = st.core.sessions().collect();
+        for s in sessions {
+            let _ = st.core.close(s);
+        }
+        let all = st
+            .assocs
+            .values()
+            .map(|l| l.association().clone())
+            .collect();
+        self.flush_and_wake(st, false);
+        all
     }
 
     /// Feeds what a task learnt to the core, then does what the core asks for.
@@ -274,7 +288,7 @@ impl Shared {
             }
         }
         self.flush_and_wake(&mut st, true);
-        drop(st);
+        self.events.deliver(st, |st| &mut st.ready);
         if let Some((id, a)) = attach {
             self.attach(id, &a);
         }
@@ -291,9 +305,10 @@ impl Shared {
         });
     }
 
-    /// Does what the core asks for; hands on its events when `dispatch` (in a task), else
-    /// leaves them to the driver task. Returns whether the driver task must look (events
-    /// left to it, the end); the caller wakes it unless it is the driver.
+    /// Does what the core asks for and collects its events in `ready`: a task (`dispatch`)
+    /// hands them on itself once it gives the lock back, a call leaves them to the driver
+    /// task. Returns whether the driver task must look (events left to it, the end); the
+    /// caller wakes it unless it is the driver.
     fn flush(&self, st: &mut State, dispatch: bool) -> bool {
         while let Some(o) = st.core.poll_output() {
             match o {
@@ -324,19 +339,10 @@ impl Shared {
             }
         }
         let mut wake = st.closed;
-        if dispatch {
-            while let Some(e) = st.deferred.pop_front() {
-                (st.events)(e);
-            }
-            while let Some(e) = st.core.poll_event() {
-                (st.events)(e);
-            }
-        } else {
-            while let Some(e) = st.core.poll_event() {
-                st.deferred.push_back(e);
-                wake = true;
-            }
+        while let Some(e) = st.core.poll_event() {
+            st.ready.push(e);
         }
+        wake |= !dispatch && !st.ready.is_empty();
         wake
     }
 
@@ -355,7 +361,9 @@ async fn drive(shared: Arc<Shared>) {
         {
             let mut st = shared.lock();
             let _ = shared.flush(&mut st, true);
-            if st.closed && st.assocs.is_empty() {
+            let done = st.closed && st.assocs.is_empty();
+            shared.events.deliver(st, |st| &mut st.ready);
+            if done {
                 return;
             }
         }

@@ -10,7 +10,6 @@
 //! keeps the core's timers and hands on the events of calls (an application's `on_event` is
 //! never run inside its own call).
 
-use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,9 +19,11 @@ use bytes::Bytes;
 use rserpool_sctp::AssociationConfig;
 use tokio::sync::{Notify, mpsc, watch};
 
+use super::Dispatcher;
 use super::client::Client;
 use crate::asap::ClientError;
 use crate::handlespace::AssociationId;
+use crate::idhash::IdMap;
 use crate::session::{
     PoolUserSession, SendInfo, SessionConfig, SessionError, SessionEvent, SessionOutput,
 };
@@ -127,12 +128,12 @@ impl Session {
                 pool,
                 association: options.association,
                 stale_cache_value: options.stale_cache_value,
-                assocs: HashMap::new(),
+                assocs: IdMap::default(),
                 status: status_tx,
-                events: Box::new(on_event),
-                deferred: VecDeque::new(),
+                ready: Vec::new(),
                 timer: None,
             }),
+            events: Dispatcher::new(on_event),
             wake: Notify::new(),
             runtime: tokio::runtime::Handle::current(),
         });
@@ -204,9 +205,15 @@ impl Drop for Session {
         // Gracefully, as close does, without waiting; in a task when the state is busy (the
         // last handle may go inside an event handler, under the lock).
         let shared = self.shared.clone();
-        if shared.state.try_lock().is_ok() {
-            shared.call(|st| st.core.close());
-        } else {
+        let done = match shared.state.try_lock() {
+            Ok(mut st) => {
+                st.core.close();
+                shared.flush_and_wake(&mut st, false);
+                true
+            }
+            Err(_) => false,
+        };
+        if !done {
             self.shared
                 .runtime
                 .spawn(async move { shared.call(|st| st.core.close()) });
@@ -216,6 +223,8 @@ impl Drop for Session {
 
 struct Shared {
     state: Mutex<State>,
+    /// Hands events to the application, outside the state lock.
+    events: Dispatcher<SessionEvent>,
     /// Wakes the driver task: a new deadline, events to hand on, the end.
     wake: Notify,
     /// Where the tasks run (calls come from any thread).
@@ -228,11 +237,11 @@ struct State {
     pool: PoolHandle,
     association: AssociationConfig,
     stale_cache_value: Option<Duration>,
-    assocs: HashMap<AssociationId, Link>,
+    assocs: IdMap<AssociationId, Link>,
     status: watch::Sender<SessionStatus>,
-    events: Box<dyn FnMut(SessionEvent) + Send>,
-    /// Events of calls, for the driver task to hand on (in order, before any later one).
-    deferred: VecDeque<SessionEvent>,
+    /// Events to hand on, in order: those of calls wait for the driver task, those found by
+    /// a task go with it.
+    ready: Vec<SessionEvent>,
     /// The deadline the driver task sleeps until.
     timer: Option<Instant>,
 }
@@ -293,7 +302,7 @@ impl Shared {
             }
         }
         self.flush_and_wake(&mut st, true);
-        drop(st);
+        self.events.deliver(st, |st| &mut st.ready);
         if let Some((id, a)) = attach {
             self.attach(id, &a);
         }
@@ -310,9 +319,10 @@ impl Shared {
         });
     }
 
-    /// Does what the core asks for; hands on its events when `dispatch` (in a task), else
-    /// leaves them to the driver task. Returns whether the driver task must look (events
-    /// left to it, a new deadline, the end); the caller wakes it unless it is the driver.
+    /// Does what the core asks for and collects its events in `ready`: a task (`dispatch`)
+    /// hands them on itself once it gives the lock back, a call leaves them to the driver
+    /// task. Returns whether the driver task must look (events left to it, a new deadline,
+    /// the end); the caller wakes it unless it is the driver.
     fn flush(self: &Arc<Self>, st: &mut State, dispatch: bool) -> bool {
         while let Some(o) = st.core.poll_output() {
             match o {
@@ -380,19 +390,10 @@ impl Shared {
             .send_if_modified(|s| std::mem::replace(s, status) != status);
         // The status first: an application woken by an event sees it current.
         let mut wake = st.core.poll_timeout() != st.timer || st.core.is_closed();
-        if dispatch {
-            while let Some(e) = st.deferred.pop_front() {
-                (st.events)(e);
-            }
-            while let Some(e) = st.core.poll_event() {
-                (st.events)(e);
-            }
-        } else {
-            while let Some(e) = st.core.poll_event() {
-                st.deferred.push_back(e);
-                wake = true;
-            }
+        while let Some(e) = st.core.poll_event() {
+            st.ready.push(e);
         }
+        wake |= !dispatch && !st.ready.is_empty();
         wake
     }
 
@@ -413,11 +414,14 @@ async fn drive(shared: Arc<Shared>) {
                 st.core.handle_timeout(Instant::now());
             }
             let _ = shared.flush(&mut st, true);
-            if st.core.is_closed() && st.assocs.is_empty() {
+            let done = st.core.is_closed() && st.assocs.is_empty();
+            st.timer = st.core.poll_timeout();
+            let deadline = st.timer;
+            shared.events.deliver(st, |st| &mut st.ready);
+            if done {
                 return;
             }
-            st.timer = st.core.poll_timeout();
-            st.timer
+            deadline
         };
         tokio::select! {
             () = transport::sleep_until(deadline) => {}

@@ -2,7 +2,9 @@
 //! one session each, numbered as RSPLIB numbers them (1 to 16383) on its one-to-many PE
 //! sockets.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::idhash::IdMap;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -83,7 +85,7 @@ struct Session {
 pub struct PoolElementSessions {
     pool: PoolHandle,
     sessions: BTreeMap<SessionId, Session>,
-    by_association: HashMap<AssociationId, SessionId>,
+    by_association: IdMap<AssociationId, SessionId>,
     next_id: u32,
     business_card: Option<Bytes>,
     outputs: VecDeque<SessionOutput>,
@@ -97,7 +99,7 @@ impl PoolElementSessions {
         Self {
             pool,
             sessions: BTreeMap::new(),
-            by_association: HashMap::new(),
+            by_association: IdMap::default(),
             next_id: 1,
             business_card: None,
             outputs: VecDeque::new(),
