@@ -92,7 +92,17 @@ pub struct SendOptions {
 pub type AssociationEvent = Event;
 
 /// Where an association's messages go when its user set one ([`Association::set_sink`]).
-type Sink = Box<dyn FnMut(Result<Message, Closed>) + Send>;
+type Sink = Box<dyn FnMut(Delivery) + Send>;
+
+/// What an association's sink gets ([`Association::set_sink`]).
+#[derive(Debug)]
+pub enum Delivery {
+    /// Messages that arrived together (one or more), in order: one call for the lot, so a
+    /// sink that wakes someone wakes them once.
+    Messages(Vec<Message>),
+    /// The association ended, for this reason: the sink's last call.
+    Ended(Closed),
+}
 
 struct AssocSlot {
     notify: Arc<Notify>,
@@ -826,11 +836,12 @@ impl Association {
         }
     }
 
-    /// Hands every message from now on to `sink`, in order, in the endpoint's driver task,
-    /// and then once the reason the association ended; [`recv`](Self::recv) gets nothing
+    /// Hands every message from now on to `sink`, in order, in the endpoint's driver task, in
+    /// batches of those that arrived together ([`Delivery::Messages`]), and then once the
+    /// reason the association ended ([`Delivery::Ended`]); [`recv`](Self::recv) gets nothing
     /// any more. Saves the task switch to a reader task per message. `sink` must not block:
     /// the whole endpoint waits for it. It may send on the association, and drop it.
-    pub fn set_sink(&self, sink: impl FnMut(Result<Message, Closed>) + Send + 'static) {
+    pub fn set_sink(&self, sink: impl FnMut(Delivery) + Send + 'static) {
         let mut st = self.shared.lock();
         let ended = st.stopped;
         match st.assocs.get_mut(&self.id) {
@@ -843,7 +854,7 @@ impl Association {
             _ => {
                 drop(st);
                 let mut sink = sink;
-                sink(Err(Closed::EndpointClosed));
+                sink(Delivery::Ended(Closed::EndpointClosed));
             }
         }
     }
@@ -1045,12 +1056,12 @@ fn deliver_to_sinks(sh: &Shared) -> bool {
             (id, sink, batch, end)
         };
         ran = true;
-        for m in batch {
-            sink(Ok(m));
+        if !batch.is_empty() {
+            sink(Delivery::Messages(batch));
         }
         if let Some(c) = end {
             // The last call: the sink goes with it.
-            sink(Err(c));
+            sink(Delivery::Ended(c));
             continue;
         }
         if let Some(slot) = sh.lock().assocs.get_mut(&id) {
@@ -1161,7 +1172,7 @@ async fn drive(socket: Arc<UdpSocket>, sh: Arc<Shared>) {
                 st.listeners.clear();
                 drop(st);
                 for mut sink in sinks {
-                    sink(Err(Closed::EndpointClosed));
+                    sink(Delivery::Ended(Closed::EndpointClosed));
                 }
                 return;
             }

@@ -64,6 +64,8 @@ pub use path::{PathInfo, PathState};
 pub use recv::Message;
 
 #[cfg(feature = "tokio")]
-pub use driver::{Association, Closed, ConnectFailed, Listener, SctpEndpoint, SendOptions};
+pub use driver::{
+    Association, Closed, ConnectFailed, Delivery, Listener, SctpEndpoint, SendOptions,
+};
 #[cfg(feature = "tokio")]
 pub use mux::{Holder, ListenError, ShareConfig, ShareState, ShareStats};

@@ -23,12 +23,18 @@ async fn a_sink_gets_every_message_in_order_can_answer_from_inside_and_hears_the
         let a = std::sync::Arc::new(listener.accept().await.unwrap());
         // The sink echoes from inside the driver, and reports what it got.
         let echo = a.clone();
-        a.set_sink(move |m| {
-            if let Ok(m) = &m {
-                echo.try_send(m.stream, m.ppid, m.unordered, m.data.clone())
-                    .unwrap();
+        a.set_sink(move |d| match d {
+            Delivery::Messages(batch) => {
+                assert!(!batch.is_empty(), "an empty batch");
+                for m in batch {
+                    echo.try_send(m.stream, m.ppid, m.unordered, m.data.clone())
+                        .unwrap();
+                    let _ = seen_tx.send(Ok(m.data));
+                }
             }
-            let _ = seen_tx.send(m.map(|m| m.data));
+            Delivery::Ended(c) => {
+                let _ = seen_tx.send(Err(c));
+            }
         });
         // With a sink, recv gets nothing.
         assert!(timeout(Duration::from_millis(200), a.recv()).await.is_err());

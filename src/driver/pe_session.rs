@@ -7,15 +7,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
-use super::Dispatcher;
+use super::{Dispatcher, EventQueue};
 use crate::handlespace::AssociationId;
 use crate::idhash::{IdMap, IdSet};
 use crate::session::{
     PeEvent, PeSessionError, PoolElementSessions, SendInfo, SessionId, SessionOutput,
 };
-use crate::transport::{self, Association, Closed, Link, Listener, Message, Peer};
+use crate::transport::{self, Association, Closed, Delivery, Link, Listener, Message, Peer};
 use crate::wire::{PoolElement, PoolHandle};
 
 /// How long [`SessionServer::close`] waits for the sessions' associations to close.
@@ -23,7 +23,7 @@ pub const SERVER_CLOSE_LIMIT: Duration = Duration::from_secs(3);
 
 enum Input {
     Accepted(Association),
-    Message(AssociationId, Message),
+    Messages(AssociationId, Vec<Message>),
     Ended(AssociationId, Closed),
 }
 
@@ -32,7 +32,7 @@ enum Input {
 /// anything else of it.
 pub struct SessionServer {
     shared: Arc<Shared>,
-    events: Option<mpsc::UnboundedReceiver<PeEvent>>,
+    events: Option<EventQueue<PeEvent>>,
     port: u16,
 }
 
@@ -40,10 +40,12 @@ impl SessionServer {
     /// Serves sessions of `pool` on `listener` (the port the PE registered), on the current
     /// tokio runtime.
     pub fn start(listener: Listener, pool: PoolHandle) -> Self {
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let mut s = Self::start_with(listener, pool, move |e| {
-            let _ = events_tx.send(e);
-        });
+        let (tx, events) = EventQueue::new();
+        let mut s = Self::open(
+            listener,
+            pool,
+            Dispatcher::batched(move |batch| tx.send_all(batch)),
+        );
         s.events = Some(events);
         s
     }
@@ -57,6 +59,10 @@ impl SessionServer {
         pool: PoolHandle,
         on_event: impl FnMut(PeEvent) + Send + 'static,
     ) -> Self {
+        Self::open(listener, pool, Dispatcher::new(on_event))
+    }
+
+    fn open(listener: Listener, pool: PoolHandle, events: Dispatcher<PeEvent>) -> Self {
         let port = listener.port();
         let runtime = tokio::runtime::Handle::current();
         let shared = Arc::new(Shared {
@@ -69,7 +75,7 @@ impl SessionServer {
                 acceptor: None,
                 closed: false,
             }),
-            events: Dispatcher::new(on_event),
+            events,
             wake: Notify::new(),
             runtime: runtime.clone(),
         });
@@ -269,14 +275,16 @@ impl Shared {
                     }
                 }
             }
-            Input::Message(id, m) => {
-                let info = SendInfo {
-                    stream: m.stream,
-                    ppid: m.ppid,
-                    unordered: m.unordered,
-                    lifetime: None,
-                };
-                st.core.message(id, info, m.data);
+            Input::Messages(id, batch) => {
+                for m in batch {
+                    let info = SendInfo {
+                        stream: m.stream,
+                        ppid: m.ppid,
+                        unordered: m.unordered,
+                        lifetime: None,
+                    };
+                    st.core.message(id, info, m.data);
+                }
             }
             Input::Ended(id, why) => {
                 st.assocs.remove(&id);
@@ -299,8 +307,8 @@ impl Shared {
     fn attach(self: &Arc<Self>, id: AssociationId, a: &Association) {
         transport::attach_sink(a, self, move |shared, m| {
             shared.input(match m {
-                Ok(m) => Input::Message(id, m),
-                Err(c) => Input::Ended(id, c),
+                Delivery::Messages(batch) => Input::Messages(id, batch),
+                Delivery::Ended(c) => Input::Ended(id, c),
             })
         });
     }

@@ -17,17 +17,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rserpool_sctp::AssociationConfig;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 
-use super::Dispatcher;
 use super::client::Client;
+use super::{Dispatcher, EventQueue};
 use crate::asap::ClientError;
 use crate::handlespace::AssociationId;
 use crate::idhash::IdMap;
 use crate::session::{
     PoolUserSession, SendInfo, SessionConfig, SessionError, SessionEvent, SessionOutput,
 };
-use crate::transport::{self, Association, Closed, Link, Message};
+use crate::transport::{self, Association, Closed, Delivery, Link, Message};
 use crate::wire::{PoolElement, PoolElementId, PoolHandle};
 
 /// How long [`Session::close`] waits for the association to close.
@@ -82,7 +82,7 @@ pub struct SessionStatus {
 enum Input {
     Resolved(Result<Vec<PoolElement>, ClientError>),
     Connected(AssociationId, io::Result<Association>),
-    Message(AssociationId, Message),
+    Messages(AssociationId, Vec<Message>),
     Ended(AssociationId, Closed),
 }
 
@@ -90,7 +90,7 @@ enum Input {
 /// another PE when it fails. See [`session`](crate::session) for the behaviour.
 pub struct Session {
     shared: Arc<Shared>,
-    events: Option<mpsc::UnboundedReceiver<SessionEvent>>,
+    events: Option<EventQueue<SessionEvent>>,
     status: watch::Receiver<SessionStatus>,
 }
 
@@ -99,10 +99,13 @@ impl Session {
     /// and connects to a PE. [`SessionEvent::Connected`] says when one is reached; messages
     /// sent before wait for it.
     pub fn connect(client: &Client, pool: PoolHandle, options: SessionOptions) -> Self {
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let mut s = Self::connect_with(client, pool, options, move |e| {
-            let _ = events_tx.send(e);
-        });
+        let (tx, events) = EventQueue::new();
+        let mut s = Self::open(
+            client,
+            pool,
+            options,
+            Dispatcher::batched(move |batch| tx.send_all(batch)),
+        );
         s.events = Some(events);
         s
     }
@@ -118,6 +121,15 @@ impl Session {
         options: SessionOptions,
         on_event: impl FnMut(SessionEvent) + Send + 'static,
     ) -> Self {
+        Self::open(client, pool, options, Dispatcher::new(on_event))
+    }
+
+    fn open(
+        client: &Client,
+        pool: PoolHandle,
+        options: SessionOptions,
+        events: Dispatcher<SessionEvent>,
+    ) -> Self {
         let (status_tx, status) = watch::channel(SessionStatus::default());
         let mut core = PoolUserSession::new(pool.clone(), options.session);
         core.connect(Instant::now());
@@ -130,10 +142,11 @@ impl Session {
                 stale_cache_value: options.stale_cache_value,
                 assocs: IdMap::default(),
                 status: status_tx,
+                last_status: SessionStatus::default(),
                 ready: Vec::new(),
                 timer: None,
             }),
-            events: Dispatcher::new(on_event),
+            events,
             wake: Notify::new(),
             runtime: tokio::runtime::Handle::current(),
         });
@@ -239,6 +252,8 @@ struct State {
     stale_cache_value: Option<Duration>,
     assocs: IdMap<AssociationId, Link>,
     status: watch::Sender<SessionStatus>,
+    /// What `status` holds: compared here, the watch's lock is taken only for a change.
+    last_status: SessionStatus,
     /// Events to hand on, in order: those of calls wait for the driver task, those found by
     /// a task go with it.
     ready: Vec<SessionEvent>,
@@ -282,14 +297,16 @@ impl Shared {
                 }
             }
             Input::Connected(id, Err(_)) => st.core.association_failed(now, id),
-            Input::Message(id, m) => {
-                let info = SendInfo {
-                    stream: m.stream,
-                    ppid: m.ppid,
-                    unordered: m.unordered,
-                    lifetime: None,
-                };
-                st.core.message(now, id, info, m.data);
+            Input::Messages(id, batch) => {
+                for m in batch {
+                    let info = SendInfo {
+                        stream: m.stream,
+                        ppid: m.ppid,
+                        unordered: m.unordered,
+                        lifetime: None,
+                    };
+                    st.core.message(now, id, info, m.data);
+                }
             }
             Input::Ended(id, c) => {
                 st.assocs.remove(&id);
@@ -313,8 +330,8 @@ impl Shared {
     fn attach(self: &Arc<Self>, id: AssociationId, a: &Association) {
         transport::attach_sink(a, self, move |shared, m| {
             shared.input(match m {
-                Ok(m) => Input::Message(id, m),
-                Err(c) => Input::Ended(id, c),
+                Delivery::Messages(batch) => Input::Messages(id, batch),
+                Delivery::Ended(c) => Input::Ended(id, c),
             })
         });
     }
@@ -386,8 +403,10 @@ impl Shared {
             has_cookie: st.core.has_cookie(),
             closed: st.core.is_closed(),
         };
-        st.status
-            .send_if_modified(|s| std::mem::replace(s, status) != status);
+        if status != st.last_status {
+            st.last_status = status;
+            st.status.send_replace(status);
+        }
         // The status first: an application woken by an event sees it current.
         let mut wake = st.core.poll_timeout() != st.timer || st.core.is_closed();
         while let Some(e) = st.core.poll_event() {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rserpool_sctp::{AssociationConfig, EndpointConfig, SctpEndpoint};
 
-pub use rserpool_sctp::{Closed, Message, SendOptions};
+pub use rserpool_sctp::{Closed, Delivery, Message, SendOptions};
 
 /// Why a message was not sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -250,10 +250,11 @@ impl Association {
         self.0.recv().await
     }
 
-    /// Hands every message from now on to `sink` in the transport's own task, then once why
-    /// the association ended ([`recv_message`](Self::recv_message) gets nothing any more):
-    /// one task switch less per message than a reader task. `sink` must not block.
-    pub fn set_sink(&self, sink: impl FnMut(Result<Message, Closed>) + Send + 'static) {
+    /// Hands every message from now on to `sink` in the transport's own task, in batches of
+    /// those that arrived together, then once why the association ended
+    /// ([`recv_message`](Self::recv_message) gets nothing any more): one task switch less per
+    /// message than a reader task. `sink` must not block.
+    pub fn set_sink(&self, sink: impl FnMut(Delivery) + Send + 'static) {
         self.0.set_sink(sink)
     }
 
@@ -361,13 +362,13 @@ pub(crate) fn spawn_reader<T: Send + 'static>(
     });
 }
 
-/// Feeds an association to a driver without a reader task: each message, then the end, goes
-/// to `feed` with the driver's shared state, in the transport's task, for as long as that
-/// state lives ([`Association::set_sink`]).
+/// Feeds an association to a driver without a reader task: each batch of messages, then the
+/// end, goes to `feed` with the driver's shared state, in the transport's task, for as long as
+/// that state lives ([`Association::set_sink`]).
 pub(crate) fn attach_sink<S: Send + Sync + 'static>(
     assoc: &Association,
     target: &Arc<S>,
-    feed: impl Fn(&Arc<S>, Result<Message, Closed>) + Send + 'static,
+    feed: impl Fn(&Arc<S>, Delivery) + Send + 'static,
 ) {
     let target = Arc::downgrade(target);
     assoc.set_sink(move |m| {
