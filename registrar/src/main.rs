@@ -372,6 +372,20 @@ async fn serve(config: ServerConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The handlers are in place before "ready": a script that stops the registrar as soon as
+    // it is ready must not kill it (SIGTERM's default action) instead.
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            error!("cannot watch SIGTERM and SIGINT: {e}");
+            handle.shutdown();
+            return ExitCode::FAILURE;
+        }
+    };
     // One line on stdout for scripts and tests to wait for.
     println!(
         "rserpool-registrar ready: id={:#010x} asap-port={} udp={} front={} announce={}",
@@ -383,15 +397,8 @@ async fn serve(config: ServerConfig) -> ExitCode {
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("cannot watch SIGTERM: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("SIGINT"),
+        _ = int.recv() => info!("SIGINT"),
         _ = term.recv() => info!("SIGTERM"),
     }
     if let Some((stats, pes)) = handle.stats().await {

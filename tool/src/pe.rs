@@ -156,6 +156,7 @@ async fn serve(args: PeArgs) -> Result<(), String> {
         .register(spec)
         .await
         .map_err(|e| format!("registration in {pool} failed: {e}"))?;
+    let stop = common::termination();
     println!(
         "rserpool pe ready: pool={pool} id={:#010x} service={:?} sctp-port={port} udp={}",
         id.0,
@@ -195,7 +196,7 @@ async fn serve(args: PeArgs) -> Result<(), String> {
     };
     tokio::select! {
         () = accept => {}
-        () = common::termination() => info!("terminating"),
+        () = stop => info!("terminating"),
     }
     match tokio::time::timeout(Duration::from_secs(3), client.deregister(&pool, id)).await {
         Ok(Ok(())) => info!("deregistered"),
