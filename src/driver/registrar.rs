@@ -58,18 +58,32 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::handlespace::AssociationId;
-use crate::registrar::{Output, PeerInfo, Registrar, RegistrarConfig, RegistrarStats};
+use crate::registrar::{
+    Output, PeerInfo, PeerStatus, Registrar, RegistrarConfig, RegistrarStats, Role,
+};
 use crate::transport::{self, Association, Endpoint, TransportConfig, announce};
 use crate::wire::{
-    PPID_ASAP, PoolElement, PoolHandle, RegistrarId, SctpTransport, Transport, TransportUse,
+    PPID_ASAP, PPID_ENRP, PoolElement, PoolHandle, RegistrarId, SctpTransport, Transport,
+    TransportUse,
 };
+
+/// The default ENRP multicast group and port (RSPLIB's): 239.0.0.51:9901.
+pub const DEFAULT_ENRP_GROUP: SocketAddr = SocketAddr::new(
+    IpAddr::V4(std::net::Ipv4Addr::new(239, 0, 0, 51)),
+    crate::wire::ENRP_PORT,
+);
+
+/// How long the driver waits for an association the core asked for.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how a [`RegistrarServer`] runs.
 #[derive(Clone, Debug)]
@@ -86,6 +100,10 @@ pub struct ServerConfig {
     pub announce_interface: Option<IpAddr>,
     /// Multicast TTL of announces (RSPLIB: 30).
     pub announce_ttl: u32,
+    /// The SCTP port ENRP is served on (9901), when [`RegistrarConfig::enrp`] is set.
+    pub enrp_port: u16,
+    /// Where ENRP Presences go and are heard by multicast (`None`: static peers only).
+    pub enrp_group: Option<SocketAddr>,
     /// Seed of the core's random choices (`None`: from the OS).
     pub seed: Option<u64>,
 }
@@ -101,6 +119,8 @@ impl ServerConfig {
             announce_group: Some(announce::DEFAULT_ANNOUNCE_GROUP),
             announce_interface: None,
             announce_ttl: 30,
+            enrp_port: crate::wire::ENRP_PORT,
+            enrp_group: Some(DEFAULT_ENRP_GROUP),
             seed: None,
         }
     }
@@ -118,13 +138,18 @@ pub struct PeSnapshot {
 enum Command {
     Stats(oneshot::Sender<(RegistrarStats, usize)>),
     Handlespace(oneshot::Sender<Vec<PeSnapshot>>),
+    Peers(oneshot::Sender<Vec<PeerStatus>>),
     Shutdown,
 }
 
 enum Input {
     Up(AssociationId, Association),
+    EnrpUp(AssociationId, Association),
+    Connected(AssociationId, Association),
+    ConnectFailed(AssociationId),
     Message(AssociationId, u32, Bytes),
     Down(AssociationId),
+    EnrpAnnounce(SocketAddr, Bytes),
 }
 
 /// A running registrar: [`RegistrarServer::start`] gives a [`RegistrarHandle`].
@@ -138,6 +163,7 @@ pub struct RegistrarHandle {
     id: RegistrarId,
     udp: SocketAddr,
     asap_port: u16,
+    enrp_port: Option<u16>,
     front: bool,
 }
 
@@ -170,6 +196,29 @@ impl RegistrarServer {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let endpoint = Endpoint::bind(&config.transport).await?;
         let mut listener = endpoint.listen(config.asap_port).await?;
+        let enrp_listener = match config.registrar.enrp {
+            Some(_) => Some(endpoint.listen(config.enrp_port).await?),
+            None => None,
+        };
+        let enrp_announce = match (&config.registrar.enrp, config.enrp_group) {
+            (Some(e), Some(group)) if e.announce => {
+                let send = announce::sender(
+                    group,
+                    group.port(),
+                    config.announce_interface,
+                    config.announce_ttl,
+                );
+                let listen = announce::listener(group, config.announce_interface);
+                match (send, listen) {
+                    (Ok(s), Ok(l)) => Some((s, l, group)),
+                    (Err(e), _) | (_, Err(e)) => {
+                        warn!(%group, error = %e, "no ENRP multicast: static peers only");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let announce = match (
             config.announce_group,
             config.registrar.server_announce_cycle,
@@ -194,6 +243,15 @@ impl RegistrarServer {
         if core_config.announce_transports.is_empty() {
             core_config.announce_transports = announce_transports(&config);
         }
+        if let Some(e) = core_config.enrp.as_mut() {
+            e.server_transport.port = config.enrp_port;
+            if !config.transport.local.is_unspecified() {
+                e.server_transport.addresses = vec![config.transport.local];
+            }
+            if enrp_announce.is_none() {
+                e.announce = false;
+            }
+        }
         let seed = config.seed.unwrap_or_else(rand::random);
         let core = Registrar::new(core_config, seed, Instant::now());
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -208,28 +266,63 @@ impl RegistrarServer {
             front,
             "registrar running"
         );
-        // Accept loop: every association gets an ID and a reader.
+        // Accept loops: every association gets an ID and a reader.
+        let next_id = Arc::new(AtomicU64::new(1));
         let accept_tx = in_tx.clone();
+        let ids = next_id.clone();
         let acceptor = tokio::spawn(async move {
-            let mut next = 1u64;
             while let Some(assoc) = listener.accept().await {
-                let id = AssociationId(next);
-                next += 1;
+                let id = AssociationId(ids.fetch_add(1, Ordering::Relaxed));
                 if accept_tx.send(Input::Up(id, assoc)).is_err() {
                     break;
                 }
             }
         });
+        let mut tasks = vec![acceptor];
+        if let Some(mut l) = enrp_listener {
+            let tx = in_tx.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some(assoc) = l.accept().await {
+                    let id = AssociationId(next_id.fetch_add(1, Ordering::Relaxed));
+                    if tx.send(Input::EnrpUp(id, assoc)).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        let enrp_sender = enrp_announce.map(|(send, listen, group)| {
+            let tx = in_tx.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while let Ok((n, from)) = listen.recv_from(&mut buf).await {
+                    let data = Bytes::copy_from_slice(&buf[..n]);
+                    if tx.send(Input::EnrpAnnounce(from, data)).is_err() {
+                        break;
+                    }
+                }
+            }));
+            (send, group)
+        });
+        let enrp_port = config.registrar.enrp.as_ref().map(|_| config.enrp_port);
         tokio::spawn(async move {
             let mut driver = Driver {
                 core,
                 assocs: HashMap::new(),
                 inputs: in_tx,
                 announce,
+                enrp_announce: enrp_sender,
+                endpoint: endpoint.clone(),
+                connects: HashMap::new(),
+                pending_roles: HashMap::new(),
             };
             driver.run(in_rx, cmd_rx).await;
-            acceptor.abort();
-            for a in driver.assocs.values() {
+            for t in tasks {
+                t.abort();
+            }
+            for (_, t) in driver.connects.drain() {
+                t.abort();
+            }
+            for (_, a) in driver.assocs.values() {
                 a.abort();
             }
             endpoint.close();
@@ -241,6 +334,7 @@ impl RegistrarServer {
             id: config.registrar.id,
             udp,
             asap_port: config.asap_port,
+            enrp_port,
             front,
         })
     }
@@ -260,6 +354,18 @@ impl RegistrarHandle {
     /// The SCTP port ASAP is served on.
     pub fn asap_port(&self) -> u16 {
         self.asap_port
+    }
+
+    /// The SCTP port ENRP is served on, if ENRP is on.
+    pub fn enrp_port(&self) -> Option<u16> {
+        self.enrp_port
+    }
+
+    /// The ENRP peers and what is known of each.
+    pub async fn peers(&self) -> Option<Vec<PeerStatus>> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Peers(tx)).ok()?;
+        rx.await.ok()
     }
 
     /// Whether the registrar holds the host's well-known UDP port.
@@ -298,9 +404,21 @@ impl RegistrarHandle {
 
 struct Driver {
     core: Registrar,
-    assocs: HashMap<AssociationId, std::sync::Arc<Association>>,
+    assocs: HashMap<AssociationId, (Role, Arc<Association>)>,
     inputs: mpsc::UnboundedSender<Input>,
     announce: Option<(tokio::net::UdpSocket, SocketAddr)>,
+    enrp_announce: Option<(tokio::net::UdpSocket, SocketAddr)>,
+    endpoint: Endpoint,
+    connects: HashMap<AssociationId, tokio::task::JoinHandle<()>>,
+    pending_roles: HashMap<AssociationId, Role>,
+}
+
+fn peer_info(assoc: &Association) -> Option<PeerInfo> {
+    assoc.peer().map(|p| PeerInfo {
+        addresses: p.addresses,
+        port: p.port,
+        rtt: p.rtt,
+    })
 }
 
 impl Driver {
@@ -333,6 +451,9 @@ impl Driver {
                             .collect();
                         let _ = tx.send(v);
                     }
+                    Some(Command::Peers(tx)) => {
+                        let _ = tx.send(self.core.peers(Instant::now()));
+                    }
                     Some(Command::Shutdown) | None => {
                         info!("registrar shutting down");
                         return;
@@ -347,48 +468,98 @@ impl Driver {
         let now = Instant::now();
         match input {
             Input::Up(id, assoc) => {
-                let peer = assoc.peer();
-                let Some(peer) = peer else {
+                let Some(peer) = peer_info(&assoc) else {
                     return;
                 };
                 debug!(association = id.0, ?peer, "ASAP association");
-                self.core.association_up(
-                    now,
-                    id,
-                    PeerInfo {
-                        addresses: peer.addresses,
-                        port: peer.port,
-                        rtt: peer.rtt,
-                    },
-                );
-                let assoc = std::sync::Arc::new(assoc);
-                self.assocs.insert(id, assoc.clone());
-                transport::spawn_reader(assoc, self.inputs.clone(), move |m| match m {
-                    Ok(m) => Input::Message(id, m.ppid, m.data),
-                    Err(_) => Input::Down(id),
-                });
+                self.core.association_up(now, id, peer);
+                self.attach(id, Role::Asap, assoc);
+            }
+            Input::EnrpUp(id, assoc) => {
+                let Some(peer) = peer_info(&assoc) else {
+                    return;
+                };
+                self.core.peer_association_up(now, id, peer);
+                self.attach(id, Role::Enrp, assoc);
+            }
+            Input::Connected(id, assoc) => {
+                self.connects.remove(&id);
+                let Some(role) = self.role_of_connect(id) else {
+                    assoc.abort();
+                    return;
+                };
+                let Some(peer) = peer_info(&assoc) else {
+                    self.core.connect_failed(now, id);
+                    return;
+                };
+                self.core.connected(now, id, peer);
+                self.attach(id, role, assoc);
+            }
+            Input::ConnectFailed(id) => {
+                self.connects.remove(&id);
+                self.pending_roles.remove(&id);
+                self.core.connect_failed(now, id);
             }
             Input::Message(id, ppid, data) => {
-                if ppid != PPID_ASAP {
-                    // As RSPLIB: a peer speaking something else on the ASAP port is cut off.
-                    warn!(
-                        association = id.0,
-                        ppid, "non-ASAP PPID on the ASAP port: abort"
-                    );
-                    if let Some(a) = self.assocs.remove(&id) {
-                        a.abort();
-                    }
-                    self.core.association_down(now, id);
+                let Some((role, _)) = self.assocs.get(&id) else {
                     return;
+                };
+                match (role, ppid) {
+                    (_, PPID_ASAP) => self.core.handle_message(now, id, &data),
+                    (Role::Enrp, PPID_ENRP) => self.core.handle_enrp(now, id, &data),
+                    _ => {
+                        // As RSPLIB: a peer speaking something else on the port is cut off.
+                        warn!(association = id.0, ppid, "unexpected PPID: abort");
+                        if let Some((_, a)) = self.assocs.remove(&id) {
+                            a.abort();
+                        }
+                        self.core.association_down(now, id);
+                    }
                 }
-                self.core.handle_message(now, id, &data);
             }
+            Input::EnrpAnnounce(from, data) => self.core.handle_enrp_announce(now, from, &data),
             Input::Down(id) => {
                 if self.assocs.remove(&id).is_some() {
                     self.core.association_down(now, id);
                 }
             }
         }
+    }
+
+    fn attach(&mut self, id: AssociationId, role: Role, assoc: Association) {
+        let assoc = Arc::new(assoc);
+        self.assocs.insert(id, (role, assoc.clone()));
+        transport::spawn_reader(assoc, self.inputs.clone(), move |m| match m {
+            Ok(m) => Input::Message(id, m.ppid, m.data),
+            Err(_) => Input::Down(id),
+        });
+    }
+
+    fn role_of_connect(&mut self, id: AssociationId) -> Option<Role> {
+        self.pending_roles.remove(&id)
+    }
+
+    fn connect(&mut self, id: AssociationId, role: Role, addresses: Vec<IpAddr>, port: u16) {
+        let remote: Vec<SocketAddr> = addresses
+            .into_iter()
+            .map(|a| SocketAddr::new(a, port))
+            .collect();
+        let endpoint = self.endpoint.clone();
+        let tx = self.inputs.clone();
+        self.pending_roles.insert(id, role);
+        let task = tokio::spawn(async move {
+            let r = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(&remote, 0)).await;
+            let input = match r {
+                Ok(Ok(a)) => Input::Connected(id, a),
+                Ok(Err(e)) => {
+                    debug!(?remote, error = %e, "connect failed");
+                    Input::ConnectFailed(id)
+                }
+                Err(_) => Input::ConnectFailed(id),
+            };
+            let _ = tx.send(input);
+        });
+        self.connects.insert(id, task);
     }
 
     async fn flush(&mut self) {
@@ -398,7 +569,7 @@ impl Driver {
                     association,
                     message,
                 } => {
-                    let Some(a) = self.assocs.get(&association) else {
+                    let Some((_, a)) = self.assocs.get(&association) else {
                         continue;
                     };
                     if !a.try_send(PPID_ASAP, message) {
@@ -413,10 +584,40 @@ impl Driver {
                     }
                 }
                 Output::Abort { association } => {
-                    if let Some(a) = self.assocs.remove(&association) {
+                    if let Some((_, a)) = self.assocs.remove(&association) {
                         a.abort();
                     }
                 }
+                Output::SendEnrp {
+                    association,
+                    message,
+                } => {
+                    let Some((_, a)) = self.assocs.get(&association) else {
+                        continue;
+                    };
+                    if !a.try_send(PPID_ENRP, message) {
+                        warn!(
+                            association = association.0,
+                            "ENRP peer does not read: abort"
+                        );
+                        a.abort();
+                        self.assocs.remove(&association);
+                        self.core.association_down(Instant::now(), association);
+                    }
+                }
+                Output::EnrpAnnounce { message } => {
+                    if let Some((s, group)) = &self.enrp_announce {
+                        if let Err(e) = s.send_to(&message, *group).await {
+                            debug!(%group, error = %e, "ENRP announce not sent");
+                        }
+                    }
+                }
+                Output::Connect {
+                    association,
+                    role,
+                    addresses,
+                    port,
+                } => self.connect(association, role, addresses, port),
                 Output::Announce { message } => {
                     if let Some((s, group)) = &self.announce {
                         if let Err(e) = s.send_to(&message, *group).await {

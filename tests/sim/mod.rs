@@ -9,10 +9,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use rserpool::asap::ClientError;
 use rserpool::asap::{AsapClient, ClientConfig, ClientEvent, ClientOutput, Outcome, RequestId};
 use rserpool::handlespace::AssociationId;
-use rserpool::registrar::{Output, PeerInfo, Registrar, RegistrarConfig};
+use rserpool::registrar::{Output, PeerInfo, Registrar, RegistrarConfig, Role};
 use rserpool::wire::RegistrarId;
 
 /// One registrar in the simulation.
@@ -20,6 +22,18 @@ pub struct PrNode {
     pub core: Registrar,
     pub addr: IpAddr,
     pub alive: bool,
+    /// Its network partition: registrars in different groups cannot reach each other.
+    pub group: u8,
+}
+
+/// An ENRP association between two registrars (`a` opened it).
+#[derive(Clone, Copy, Debug)]
+struct PLink {
+    a: usize,
+    a_assoc: AssociationId,
+    b: usize,
+    b_assoc: AssociationId,
+    up: bool,
 }
 
 /// One ASAP client (PE or PU process).
@@ -53,6 +67,20 @@ enum Ev {
     DownAtPr(usize),
     DownAtClient(usize),
     Announce(usize, usize, Bytes),
+    /// ENRP association `l` up at both ends.
+    PConnected(usize),
+    /// A registrar's connect failed.
+    PConnectFailed(usize, AssociationId),
+    /// ENRP message on link `l` to side `to_b`.
+    Enrp(usize, bool, Bytes),
+    /// ENRP link `l` down at the registrar on side `b`.
+    PDown(usize, bool),
+    /// An ENRP multicast Presence from registrar to registrar.
+    EnrpAnnounce(usize, usize, Bytes),
+    /// A takeover association from a registrar to a client is up at the registrar.
+    AsapConnected(usize),
+    /// A takeover association from a registrar could not be opened.
+    AsapConnectFailed(usize, AssociationId),
 }
 
 /// The simulated world.
@@ -76,6 +104,17 @@ pub struct Sim {
     pub blackholed: Vec<usize>,
     /// Messages delivered to registrars, per registrar.
     pub delivered_to_pr: Vec<u64>,
+    plinks: Vec<PLink>,
+    by_pr_enrp: HashMap<(usize, AssociationId), (usize, bool)>,
+    /// Packet loss between registrars: each ENRP message is delayed by a retransmission
+    /// (SCTP) with this probability, and each multicast Presence lost.
+    pub loss: f64,
+    /// The retransmission delay of a lost SCTP packet.
+    pub rto: Duration,
+    rng: StdRng,
+    /// ENRP messages and bytes delivered between registrars.
+    pub enrp_messages: u64,
+    pub enrp_bytes: u64,
 }
 
 pub const PR_PORT: u16 = 3863;
@@ -99,7 +138,78 @@ impl Sim {
             next_pr_assoc: 1,
             blackholed: Vec::new(),
             delivered_to_pr: Vec::new(),
+            plinks: Vec::new(),
+            by_pr_enrp: HashMap::new(),
+            loss: 0.0,
+            rto: Duration::from_millis(500),
+            rng: StdRng::seed_from_u64(0),
+            enrp_messages: 0,
+            enrp_bytes: 0,
         }
+    }
+
+    /// A world whose random choices (loss) come from `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            ..Self::new()
+        }
+    }
+
+    /// The ENRP endpoint of registrar `i`.
+    pub fn pr_enrp_endpoint(i: usize) -> SocketAddr {
+        SocketAddr::new(Self::pr_addr(i), rserpool::wire::ENRP_PORT)
+    }
+
+    /// Whether registrars `a` and `b` can reach each other.
+    pub fn reachable(&self, a: usize, b: usize) -> bool {
+        self.prs[a].alive
+            && self.prs[b].alive
+            && self.prs[a].group == self.prs[b].group
+            && !self.blackholed.contains(&a)
+            && !self.blackholed.contains(&b)
+    }
+
+    /// The delay of one message between registrars: the latency, plus an RTO if the packet
+    /// was lost (SCTP retransmits it).
+    fn enrp_delay(&mut self) -> Duration {
+        let mut d = self.latency;
+        while self.loss > 0.0 && self.rng.random_bool(self.loss) {
+            d += self.rto;
+        }
+        d
+    }
+
+    /// Splits the registrars into partitions (`groups[i]` for registrar `i`); ENRP links
+    /// across them go down after the detection time.
+    pub fn partition(&mut self, groups: &[u8]) {
+        for (i, &g) in groups.iter().enumerate() {
+            self.prs[i].group = g;
+        }
+        let t = self.now + self.detection;
+        for l in 0..self.plinks.len() {
+            let pl = self.plinks[l];
+            if pl.up && !self.reachable(pl.a, pl.b) {
+                self.plinks[l].up = false;
+                self.push(t, Ev::PDown(l, false));
+                self.push(t, Ev::PDown(l, true));
+            }
+        }
+    }
+
+    /// Heals every partition.
+    pub fn heal(&mut self) {
+        for p in &mut self.prs {
+            p.group = 0;
+        }
+    }
+
+    /// Restarts a crashed registrar with a fresh core (same ID and settings).
+    pub fn restart_registrar(&mut self, p: usize, config: RegistrarConfig, seed: u64) {
+        assert!(!self.prs[p].alive);
+        self.prs[p].core = Registrar::new(config, seed, self.now);
+        self.prs[p].alive = true;
+        self.pump();
     }
 
     /// Seconds since the start, for messages.
@@ -121,6 +231,7 @@ impl Sim {
             core: Registrar::new(config, seed, self.now),
             addr: Self::pr_addr(i),
             alive: true,
+            group: 0,
         });
         self.delivered_to_pr.push(0);
         i
@@ -245,6 +356,89 @@ impl Sim {
                     }
                 }
             }
+            Output::SendEnrp {
+                association,
+                message,
+            } => {
+                if let Some(&(l, is_b)) = self.by_pr_enrp.get(&(p, association)) {
+                    if self.plinks[l].up {
+                        let at = self.now + self.enrp_delay();
+                        self.push(at, Ev::Enrp(l, !is_b, message));
+                    }
+                } else if let Some(&l) = self.by_pr.get(&(p, association)) {
+                    // ENRP on an ASAP link: nobody takes it.
+                    let _ = l;
+                }
+            }
+            Output::EnrpAnnounce { message } => {
+                for q in 0..self.prs.len() {
+                    if q != p && self.reachable(p, q) && !self.rng.random_bool(self.loss) {
+                        self.push(at, Ev::EnrpAnnounce(p, q, message.clone()));
+                    }
+                }
+            }
+            Output::Connect {
+                association,
+                role: Role::Enrp,
+                addresses,
+                port,
+            } => {
+                let target = (0..self.prs.len()).find(|&q| {
+                    addresses.contains(&self.prs[q].addr) && port == rserpool::wire::ENRP_PORT
+                });
+                match target {
+                    Some(q) if q != p && self.reachable(p, q) => {
+                        let b_assoc = AssociationId(self.next_pr_assoc);
+                        self.next_pr_assoc += 1;
+                        let l = self.plinks.len();
+                        self.plinks.push(PLink {
+                            a: p,
+                            a_assoc: association,
+                            b: q,
+                            b_assoc,
+                            up: true,
+                        });
+                        self.by_pr_enrp.insert((p, association), (l, false));
+                        self.by_pr_enrp.insert((q, b_assoc), (l, true));
+                        self.push(self.now + self.latency * 2, Ev::PConnected(l));
+                    }
+                    _ => {
+                        let t = self.now + self.connect_timeout;
+                        self.push(t, Ev::PConnectFailed(p, association));
+                    }
+                }
+            }
+            Output::Connect {
+                association,
+                role: Role::Asap,
+                addresses,
+                port,
+            } => {
+                let target = (0..self.clients.len()).find(|&c| {
+                    addresses.contains(&self.clients[c].addr) && self.clients[c].port == port
+                });
+                match target {
+                    Some(c) if self.clients[c].alive && !self.blackholed.contains(&p) => {
+                        let addr = self.clients[c].addr;
+                        let c_assoc = self.clients[c].core.incoming_association(vec![addr]);
+                        let l = self.links.len();
+                        self.links.push(Link {
+                            client: c,
+                            c_assoc,
+                            pr: p,
+                            r_assoc: association,
+                            up: true,
+                        });
+                        self.by_client.insert((c, c_assoc), l);
+                        self.by_pr.insert((p, association), l);
+                        self.push(self.now + self.latency * 2, Ev::AsapConnected(l));
+                    }
+                    _ => {
+                        let t = self.now + self.connect_timeout;
+                        self.push(t, Ev::AsapConnectFailed(p, association));
+                    }
+                }
+            }
         }
     }
 
@@ -362,6 +556,74 @@ impl Sim {
                     self.clients[c].core.handle_announce(now, src, &m);
                 }
             }
+            Ev::PConnected(l) => {
+                let pl = self.plinks[l];
+                if !pl.up {
+                    return;
+                }
+                let (a_addr, b_addr) = (self.prs[pl.a].addr, self.prs[pl.b].addr);
+                self.prs[pl.b].core.peer_association_up(
+                    now,
+                    pl.b_assoc,
+                    PeerInfo::new(vec![a_addr], 50000 + pl.a as u16),
+                );
+                self.prs[pl.a].core.connected(
+                    now,
+                    pl.a_assoc,
+                    PeerInfo::new(vec![b_addr], rserpool::wire::ENRP_PORT),
+                );
+            }
+            Ev::PConnectFailed(p, a) => {
+                if self.prs[p].alive {
+                    self.prs[p].core.connect_failed(now, a);
+                }
+            }
+            Ev::Enrp(l, to_b, m) => {
+                let pl = self.plinks[l];
+                let (to, assoc) = if to_b {
+                    (pl.b, pl.b_assoc)
+                } else {
+                    (pl.a, pl.a_assoc)
+                };
+                if pl.up && self.prs[to].alive {
+                    self.enrp_messages += 1;
+                    self.enrp_bytes += m.len() as u64;
+                    self.prs[to].core.handle_enrp(now, assoc, &m);
+                }
+            }
+            Ev::PDown(l, at_b) => {
+                let pl = self.plinks[l];
+                let (at, assoc) = if at_b {
+                    (pl.b, pl.b_assoc)
+                } else {
+                    (pl.a, pl.a_assoc)
+                };
+                if self.prs[at].alive {
+                    self.prs[at].core.association_down(now, assoc);
+                }
+            }
+            Ev::EnrpAnnounce(from, to, m) => {
+                if self.prs[to].alive {
+                    let src = Self::pr_enrp_endpoint(from);
+                    self.prs[to].core.handle_enrp_announce(now, src, &m);
+                }
+            }
+            Ev::AsapConnected(l) => {
+                let link = self.links[l];
+                if !link.up || !self.prs[link.pr].alive {
+                    return;
+                }
+                let peer = PeerInfo::new(
+                    vec![self.clients[link.client].addr],
+                    self.clients[link.client].port,
+                );
+                self.prs[link.pr].core.connected(now, link.r_assoc, peer);
+            }
+            Ev::AsapConnectFailed(p, a) => {
+                if self.prs[p].alive {
+                    self.prs[p].core.connect_failed(now, a);
+                }
+            }
         }
     }
 
@@ -452,6 +714,13 @@ impl Sim {
             if self.links[l].pr == p && self.links[l].up {
                 self.links[l].up = false;
                 self.push(t, Ev::DownAtClient(l));
+            }
+        }
+        for l in 0..self.plinks.len() {
+            let pl = self.plinks[l];
+            if pl.up && (pl.a == p || pl.b == p) {
+                self.plinks[l].up = false;
+                self.push(t, Ev::PDown(l, pl.a == p));
             }
         }
     }

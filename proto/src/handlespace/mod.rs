@@ -775,6 +775,27 @@ impl Handlespace {
         Some(old)
     }
 
+    /// Binds a PE to an association (or to none): a taken-over PE to the association its new
+    /// home opened to it. Returns `false` if the PE is gone.
+    pub fn bind_association(&mut self, pe: PeHandle, association: Option<AssociationId>) -> bool {
+        let Some(slot) = self.check_handle(pe) else {
+            return false;
+        };
+        let old = self.rec(slot).association();
+        if old != association {
+            if let Some(a) = old {
+                self.associations.remove(&(a, slot));
+            }
+            if let Some(a) = association {
+                self.associations.insert((a, slot));
+            }
+            let r = self.rec_mut(slot);
+            r.association = association.map_or(0, |a| a.0);
+            r.has_association = association.is_some();
+        }
+        true
+    }
+
     /// Takeover (RFC 5353 §3.5): makes `to` the home registrar of every PE owned by `from`;
     /// returns those PEs (to send each an Endpoint Keep-Alive with the H flag).
     pub fn rehome(&mut self, from: RegistrarId, to: RegistrarId) -> Vec<PeHandle> {

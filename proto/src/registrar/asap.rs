@@ -111,6 +111,7 @@ impl Registrar {
                     }
                 }
                 self.schedule_keep_alive(now, reg.pe);
+                self.replicate_registration(reg.pe);
                 self.send(
                     association,
                     &AsapMessage::RegistrationResponse(RegistrationResponse {
@@ -234,15 +235,20 @@ impl Registrar {
     }
 
     pub(super) fn send_keep_alive(&mut self, now: Instant, pe: PeHandle) {
+        self.send_keep_alive_flagged(now, pe, false)
+    }
+
+    /// An Endpoint Keep-Alive, with the H flag (`home`) after a takeover.
+    pub(super) fn send_keep_alive_flagged(&mut self, now: Instant, pe: PeHandle, home: bool) {
         let Some(entry) = self.hs.get(pe) else { return };
         let Some(association) = entry.association() else {
             return;
         };
         let msg = AsapMessage::EndpointKeepAlive(EndpointKeepAlive {
-            home: false,
+            home,
             server_id: self.config.id,
             pool_handle: entry.pool_handle().clone(),
-            pe_id: self.config.keep_alive_with_pe_id.then(|| entry.id()),
+            pe_id: (home || self.config.keep_alive_with_pe_id).then(|| entry.id()),
         });
         self.send(association, &msg);
         self.stats.keep_alives_sent += 1;

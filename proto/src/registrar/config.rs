@@ -1,9 +1,10 @@
 //! The registrar's settings: RFC 5352 timers and thresholds, RSPLIB's limits, and the choices
 //! where the two differ.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::wire::{LifeUnit, RegistrarId, Transport};
+use crate::wire::{LifeUnit, RegistrarId, SctpTransport, Transport, TransportUse};
 
 /// A setting of a [`RegistrarConfig`] that cannot work.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
@@ -23,6 +24,127 @@ pub enum RegistrarConfigError {
     /// The distance step of the DPF policies is zero.
     #[error("the distance step must be at least 1 ms")]
     ZeroDistanceStep,
+    /// An ENRP timer or limit is zero.
+    #[error("ENRP: {0} must be positive")]
+    ZeroEnrp(&'static str),
+}
+
+/// Which of two registrars that start a takeover of the same peer at the same time wins
+/// (RFC 5353 §3.5.1).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum TakeoverArbitration {
+    /// The lower registrar ID wins, as RSPLIB 3.4.4 decides (the default, so that mixed
+    /// deployments with RSPLIB registrars agree).
+    #[default]
+    LowerIdWins,
+    /// The higher registrar ID wins, as RFC 5353 §3.5.1 says. RSPLIB registrars and registrars
+    /// with this setting never acknowledge each other's competing takeovers.
+    HigherIdWins,
+}
+
+/// ENRP settings (RFC 5353): peers, timers, the takeover rule. The defaults are RSPLIB 3.4.4's
+/// values (which are the RFC's where the RFC gives one); [`EnrpConfig::rfc_timers`] documents
+/// each.
+#[derive(Clone, Debug)]
+pub struct EnrpConfig {
+    /// Peers to connect to whether or not they are heard by multicast (`--peer`): their ENRP
+    /// SCTP endpoints (port 9901 unless said).
+    pub static_peers: Vec<SocketAddr>,
+    /// This registrar's ENRP transport, sent in its Server Information (RFC 5353 §2.1): the
+    /// SCTP port ENRP is served on and its addresses (an unspecified address: peers take the
+    /// address the message came from).
+    pub server_transport: SctpTransport,
+    /// Whether Presence messages also go out by UDP multicast (RFC 5353 §3.2; RSPLIB sends to
+    /// 239.0.0.51:9901) as [`Output::EnrpAnnounce`](super::Output::EnrpAnnounce).
+    pub announce: bool,
+    /// PEER-HEARTBEAT-CYCLE: time between the Presence messages to every peer (±12.5 %).
+    /// RSPLIB `-peerheartbeatcycle` 2444.444 ms.
+    pub peer_heartbeat_cycle: Duration,
+    /// MAX-TIME-LAST-HEARD: a peer not heard from this long gets a Presence with "reply
+    /// required" (RFC 5353 §3.4.3). RSPLIB `-peermaxtimelastheard` 5 s.
+    pub max_time_last_heard: Duration,
+    /// MAX-TIME-NO-RESPONSE: a peer that does not answer that Presence within this time is
+    /// taken over if it owns PEs, dropped otherwise. RSPLIB `-peermaxtimenoresponse` 5 s.
+    pub max_time_no_response: Duration,
+    /// How long a starting registrar waits for a mentor peer (RFC 5353 §3.1) before it serves
+    /// on its own. RSPLIB `-mentordiscoverytimeout` 5 s.
+    pub mentor_discovery_timeout: Duration,
+    /// How long a takeover waits for the Init Takeover Acks before it is abandoned.
+    /// RSPLIB `-takeoverexpiryinterval` 5 s.
+    pub takeover_expiry_interval: Duration,
+    /// The most PEs in one Handle Table Response; more set the M flag and follow on the next
+    /// request. RSPLIB `-maxelementsperhtrequest` 128.
+    pub max_elements_per_ht_request: usize,
+    /// The takeover rule.
+    pub arbitration: TakeoverArbitration,
+}
+
+impl Default for EnrpConfig {
+    fn default() -> Self {
+        Self {
+            static_peers: Vec::new(),
+            server_transport: SctpTransport {
+                port: crate::wire::ENRP_PORT,
+                transport_use: TransportUse::DataOnly,
+                addresses: vec![std::net::Ipv4Addr::UNSPECIFIED.into()],
+            },
+            announce: true,
+            peer_heartbeat_cycle: Duration::from_micros(2_444_444),
+            max_time_last_heard: Duration::from_secs(5),
+            max_time_no_response: Duration::from_secs(5),
+            mentor_discovery_timeout: Duration::from_secs(5),
+            takeover_expiry_interval: Duration::from_secs(5),
+            max_elements_per_ht_request: 128,
+            arbitration: TakeoverArbitration::LowerIdWins,
+        }
+    }
+}
+
+impl EnrpConfig {
+    /// The ENRP timers as (RFC 5353 name, value, what RSPLIB uses), for `--help` and logs.
+    pub fn rfc_timers(&self) -> [(&'static str, Duration, &'static str); 5] {
+        [
+            (
+                "PEER-HEARTBEAT-CYCLE",
+                self.peer_heartbeat_cycle,
+                "-peerheartbeatcycle=2444.444",
+            ),
+            (
+                "MAX-TIME-LAST-HEARD",
+                self.max_time_last_heard,
+                "-peermaxtimelastheard=5000",
+            ),
+            (
+                "MAX-TIME-NO-RESPONSE",
+                self.max_time_no_response,
+                "-peermaxtimenoresponse=5000",
+            ),
+            (
+                "mentor discovery timeout",
+                self.mentor_discovery_timeout,
+                "-mentordiscoverytimeout=5000",
+            ),
+            (
+                "takeover expiry interval",
+                self.takeover_expiry_interval,
+                "-takeoverexpiryinterval=5000",
+            ),
+        ]
+    }
+
+    fn validate(&self) -> Result<(), RegistrarConfigError> {
+        for (what, d, _) in self.rfc_timers() {
+            if d.is_zero() {
+                return Err(RegistrarConfigError::ZeroEnrp(what));
+            }
+        }
+        if self.max_elements_per_ht_request == 0 {
+            return Err(RegistrarConfigError::ZeroEnrp(
+                "max elements per handle table request",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Settings of a [`Registrar`](super::Registrar). `Default` gives RFC 5352 / RSPLIB defaults
@@ -86,6 +208,9 @@ pub struct RegistrarConfig {
     /// Granularity of the distance (ms) put into distance-penalty policies, from the
     /// association's round-trip time (RSPLIB `-distancestep`, 50).
     pub distance_step_ms: u32,
+    /// ENRP: handlespace replication with peer registrars (`None`, the default: a registrar
+    /// on its own).
+    pub enrp: Option<EnrpConfig>,
 }
 
 impl Default for RegistrarConfig {
@@ -109,6 +234,7 @@ impl Default for RegistrarConfig {
             announce_transports: Vec::new(),
             keep_alive_with_pe_id: false,
             distance_step_ms: 50,
+            enrp: None,
         }
     }
 }
@@ -167,6 +293,9 @@ impl RegistrarConfig {
         }
         if self.distance_step_ms == 0 {
             return Err(E::ZeroDistanceStep);
+        }
+        if let Some(e) = &self.enrp {
+            e.validate()?;
         }
         Ok(())
     }

@@ -30,7 +30,39 @@
 //! * Undecodable messages get an ASAP_ERROR with the RFC 5354 cause and the offending TLV;
 //!   parameters to be reported by their action bits get one too, and the message is processed.
 //!
-//! ENRP (handlespace replication among registrars) is not part of this module yet.
+//! # ENRP
+//!
+//! With [`RegistrarConfig::enrp`] set, the registrar also keeps the handlespace replicated
+//! with its peers (RFC 5353): see [`enrp`](self#enrp-rfc-5353) below and the `enrp` and
+//! `takeover` parts of this module. ENRP runs over associations of their own: ones the driver
+//! accepted on the ENRP port ([`Registrar::peer_association_up`]) and ones the core asks for
+//! ([`Output::Connect`], answered by [`Registrar::connected`] or
+//! [`Registrar::connect_failed`]). A takeover opens ASAP associations to the taken-over PEs
+//! the same way.
+//!
+//! ## ENRP (RFC 5353)
+//!
+//! * **Peers**: the static peers are connected at start and again every peer heartbeat
+//!   cycle while down; multicast Presences ([`Registrar::handle_enrp_announce`]) and List
+//!   Responses add more. Every PEER-HEARTBEAT-CYCLE each peer gets a Presence with this
+//!   registrar's checksum and Server Information. A peer not heard for MAX-TIME-LAST-HEARD gets
+//!   a Presence with "reply required"; one silent for MAX-TIME-NO-RESPONSE more is taken over
+//!   if it owns PEs, dropped otherwise.
+//! * **Mentor** (§3.1): the first peer heard while starting gets a List Request and a Handle
+//!   Table Request; Server Announces wait until its last Handle Table Response (or the mentor
+//!   discovery timeout), ASAP is served meanwhile.
+//! * **Replication**: every accepted registration and every removal of an own PE goes to every
+//!   peer as a Handle Update (ADD_PE / DEL_PE). PEs learnt from peers keep their home and
+//!   expire when their registration life runs out without a new update.
+//! * **Handle Table Responses** are sent in pages of at most
+//!   [`EnrpConfig::max_elements_per_ht_request`] PEs with the M flag, continuing from a
+//!   per-peer cursor on the next request (RSPLIB's behaviour).
+//! * **Audit** (§3.6): a Presence whose checksum differs from the checksum of the sender's PEs
+//!   here starts a Handle Table Request with the W flag; the sender's PEs not in the answer
+//!   are removed after its last page.
+//! * **Takeover** (§3.5): Init Takeover to every live peer (and to the target), the
+//!   [`TakeoverArbitration`] rule between competing takeovers, Takeover Server on all Acks,
+//!   and an Endpoint Keep-Alive with the H flag to each taken-over PE over a new association.
 //!
 //! # Example
 //!
@@ -72,8 +104,11 @@
 
 mod asap;
 mod config;
+mod enrp;
+mod takeover;
 
-pub use config::{RegistrarConfig, RegistrarConfigError};
+pub use config::{EnrpConfig, RegistrarConfig, RegistrarConfigError, TakeoverArbitration};
+pub use enrp::PeerStatus;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -132,7 +167,47 @@ pub enum Output {
         /// The encoded message.
         message: Bytes,
     },
+    /// Send an ENRP message (PPID 12) on an association.
+    SendEnrp {
+        /// The association.
+        association: AssociationId,
+        /// The encoded message.
+        message: Bytes,
+    },
+    /// Send an ENRP_PRESENCE to the ENRP multicast group (UDP, RFC 5353 §3.2).
+    EnrpAnnounce {
+        /// The encoded message.
+        message: Bytes,
+    },
+    /// Open an association and report it with [`Registrar::connected`] (or
+    /// [`Registrar::connect_failed`]) under this ID; its messages then come to
+    /// [`Registrar::handle_enrp`] or [`Registrar::handle_message`] by their PPID, and its loss
+    /// to [`Registrar::association_down`].
+    Connect {
+        /// The ID the core gave it (from [`CORE_ASSOCIATIONS`] on, so it never collides with
+        /// the driver's own).
+        association: AssociationId,
+        /// What it is for.
+        role: Role,
+        /// The far end's addresses.
+        addresses: Vec<IpAddr>,
+        /// The far end's SCTP port.
+        port: u16,
+    },
 }
+
+/// What an association is for.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Role {
+    /// ENRP with a peer registrar (PPID 12).
+    Enrp,
+    /// ASAP with a PE or PU (PPID 11).
+    Asap,
+}
+
+/// Association IDs from this one on are the core's ([`Output::Connect`]); a driver numbers its
+/// accepted associations below it.
+pub const CORE_ASSOCIATIONS: u64 = 1 << 62;
 
 /// Why a PE left the handlespace.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -147,6 +222,10 @@ pub enum RemovalReason {
     LifeExpired,
     /// The association it registered over was lost.
     AssociationLost,
+    /// Its home registrar said so (ENRP Handle Update DEL_PE).
+    PeerDeleted,
+    /// An audit found that its home registrar no longer has it, or its home was dropped.
+    Audited,
 }
 
 /// Counters of what the registrar did, for logs and metrics.
@@ -188,6 +267,22 @@ pub struct RegistrarStats {
     pub errors_received: u64,
     /// Server Announces produced.
     pub announces: u64,
+    /// ENRP messages sent (unicast and multicast).
+    pub enrp_sent: u64,
+    /// ENRP messages received.
+    pub enrp_received: u64,
+    /// Handle Updates received that changed the handlespace.
+    pub handle_updates_applied: u64,
+    /// Audits started (a peer's checksum differed).
+    pub audits: u64,
+    /// PEs removed by audits.
+    pub audit_removals: u64,
+    /// Takeovers this registrar started.
+    pub takeovers_started: u64,
+    /// Takeovers this registrar won (it became the home of the target's PEs).
+    pub takeovers_won: u64,
+    /// Peers dropped (silent without PEs, or taken over).
+    pub peers_dropped: u64,
 }
 
 #[derive(Debug)]
@@ -209,6 +304,8 @@ pub struct Registrar {
     announce: Option<Bytes>,
     stats: RegistrarStats,
     scratch: Vec<PeHandle>,
+    /// ENRP state (`None` without [`RegistrarConfig::enrp`]).
+    enrp: Option<Box<enrp::Enrp>>,
 }
 
 impl Registrar {
@@ -236,7 +333,12 @@ impl Registrar {
                 .expect("an announce without transports encodes")
             }))
         });
-        Self {
+        let enrp = config
+            .enrp
+            .as_ref()
+            .map(|e| Box::new(enrp::Enrp::new(e, now)));
+        let mut r = Self {
+            enrp,
             next_announce: config.server_announce_cycle.map(|_| now),
             announce,
             config,
@@ -247,7 +349,9 @@ impl Registrar {
             outputs: VecDeque::new(),
             stats: RegistrarStats::default(),
             scratch: Vec::new(),
-        }
+        };
+        r.enrp_start(now);
+        r
     }
 
     /// The settings.
@@ -286,8 +390,12 @@ impl Registrar {
         }
     }
 
-    /// An association was lost or shut down: its PEs are removed.
-    pub fn association_down(&mut self, _now: Instant, association: AssociationId) {
+    /// An association was lost or shut down: its PEs are removed (an ENRP association: the
+    /// peer is connected again later).
+    pub fn association_down(&mut self, now: Instant, association: AssociationId) {
+        if self.enrp_association_down(now, association) {
+            return;
+        }
         if self.assocs.remove(&association).is_none() {
             return;
         }
@@ -343,10 +451,11 @@ impl Registrar {
 
     /// The earliest time [`Registrar::handle_timeout`] has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.hs.next_deadline(), self.next_announce) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let announce = self.next_announce.filter(|_| !self.is_starting_up());
+        [self.hs.next_deadline(), announce, self.enrp_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs the timers due at `now`.
@@ -355,14 +464,16 @@ impl Registrar {
             match timer {
                 PeTimer::KeepAliveTransmission => self.keep_alive_due(now, pe),
                 PeTimer::KeepAliveTimeout => self.keep_alive_timeout(pe),
-                // Owned PEs have no expiry timer; a PE learnt otherwise would.
+                // PEs learnt from peers expire when their life runs out without an update.
                 PeTimer::Expiry => {
+                    self.stats.life_expiries += 1;
                     self.remove(pe, RemovalReason::LifeExpired);
                 }
             }
         }
+        self.enrp_timeout_due(now);
         if let (Some(at), Some(cycle)) = (self.next_announce, self.config.server_announce_cycle) {
-            if at <= now {
+            if at <= now && !self.is_starting_up() {
                 if let Some(msg) = &self.announce {
                     self.outputs.push_back(Output::Announce {
                         message: msg.clone(),
@@ -382,7 +493,7 @@ impl Registrar {
 
     // ---------------------------------------------------------------------------------------
 
-    fn send(&mut self, association: AssociationId, msg: &AsapMessage) {
+    pub(super) fn send(&mut self, association: AssociationId, msg: &AsapMessage) {
         match msg.to_bytes() {
             Ok(b) => self.outputs.push_back(Output::Send {
                 association,
@@ -406,19 +517,30 @@ impl Registrar {
     }
 
     /// Removes a PE and forgets what the registrar kept about it.
-    fn remove(&mut self, pe: PeHandle, reason: RemovalReason) -> Option<RemovedPe> {
+    pub(super) fn remove(&mut self, pe: PeHandle, reason: RemovalReason) -> Option<RemovedPe> {
         let removed = self.hs.remove(pe)?;
         self.life.remove(&pe);
         if let Some(a) = removed.association.and_then(|a| self.assocs.get_mut(&a)) {
             a.pes -= 1;
         }
-        if reason != RemovalReason::Deregistered {
-            info!(pool = %removed.pool_handle, pe = removed.element.id.0, ?reason, "PE removed");
+        match reason {
+            RemovalReason::Deregistered => {}
+            RemovalReason::PeerDeleted | RemovalReason::Audited | RemovalReason::LifeExpired
+                if removed.element.home_registrar != self.config.id =>
+            {
+                debug!(pool = %removed.pool_handle, pe = removed.element.id.0, ?reason, "peer's PE removed");
+            }
+            _ => {
+                info!(pool = %removed.pool_handle, pe = removed.element.id.0, ?reason, "PE removed")
+            }
+        }
+        if removed.element.home_registrar == self.config.id {
+            self.replicate_removal(&removed);
         }
         Some(removed)
     }
 
-    fn remove_association_pes(&mut self, association: AssociationId) -> usize {
+    pub(super) fn remove_association_pes(&mut self, association: AssociationId) -> usize {
         let handles: Vec<PeHandle> = self
             .hs
             .association_pes(association)
