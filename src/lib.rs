@@ -21,7 +21,7 @@
 
 pub use driver::client::{Client, ClientOptions};
 pub use driver::pe_session::SessionServer;
-pub use driver::registrar::{RegistrarHandle, RegistrarServer, ServerConfig};
+pub use driver::registrar::{DEFAULT_ENRP_GROUP, RegistrarHandle, RegistrarServer, ServerConfig};
 pub use driver::session::{Session, SessionOptions, SessionStatus};
 pub use rserpool_proto::{asap, handlespace, idhash, policy, registrar, session, wire};
 

@@ -11,12 +11,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use rserpool::registrar::{EnrpConfig, TakeoverArbitration};
 use rserpool::transport::announce::DEFAULT_ANNOUNCE_GROUP;
 use rserpool::wire::LifeUnit;
 use rserpool::wire::{ASAP_PORT, ENRP_PORT, RegistrarId};
-use rserpool::{RegistrarServer, ServerConfig};
+use rserpool::{DEFAULT_ENRP_GROUP, RegistrarServer, ServerConfig};
 use serde::Deserialize;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 const RSPLIB_MAPPING: &str = "\
 Options of RSPLIB's rspregistrar and their equivalents here:
@@ -33,19 +34,29 @@ Options of RSPLIB's rspregistrar and their equivalents here:
   -minaddressscope=...                     (all scopes are used; --no-address-check drops the
                                             check that PE addresses belong to the association)
   -distancestep=MS                         --distance-step MS
-  -enrp=ADDR:PORT, -peer=ADDR[:PORT]       --enrp ADDR:PORT, --peer ADDR[:PORT]
-  -enrpannounce=...                        --enrp-announce auto|off|ADDR[:PORT]
+  -enrp=ADDR:PORT                          --enrp ADDR:PORT        (default 0.0.0.0:9901)
+  -peer=ADDR[:PORT]                        --peer ADDR[:PORT]      (repeatable)
+  -enrpannounce=auto|off|ADDR[:PORT]       --enrp-announce auto|off|ADDR[:PORT]
+  -peerheartbeatcycle=MS                   --peer-heartbeat-cycle MS      PEER-HEARTBEAT-CYCLE
+  -peermaxtimelastheard=MS                 --peer-max-time-last-heard MS  MAX-TIME-LAST-HEARD
+  -peermaxtimenoresponse=MS                --peer-max-time-no-response MS MAX-TIME-NO-RESPONSE
+  -mentordiscoverytimeout=MS               --mentor-discovery-timeout MS
+  -takeoverexpiryinterval=MS               --takeover-expiry-interval MS
+  -maxelementsperhtrequest=N               --max-elements-per-ht-request N
+  (RSPLIB's lower-ID takeover rule)        --takeover-rule lower-id|higher-id
   -loglevel=0-9                            --log-level error|warn|info|debug|trace
-  -peerheartbeatcycle, -peermaxtimelastheard, -peermaxtimenoresponse,
-  -mentordiscoverytimeout, -takeoverexpiryinterval, -maxelementsperhtrequest: ENRP timers
   -autoclosetimeout, -cspserver, -cspinterval, -maxhrrate, -maxeurate,
-  -logfile, -logcolor, -daemonpidfile, -uptime/-downtime: not supported
+  -supporttakeoversuggestion, -logfile, -logcolor, -daemonpidfile,
+  -uptime/-downtime: not supported
 Differences: Registration Life is read in milliseconds as RSPLIB sends it (--life-unit s for
 the RFC's seconds); keep-alive intervals vary by +-50 % (RFC 5352 3.5; --keep-alive-jitter);
 the ASAP port is fixed (3863) rather than random; SCTP runs over UDP port 9899, shared with
 the host's other rserpool processes (--udp-port, --no-share-host).
-ENRP (registrar-to-registrar replication) is not implemented yet: --enrp/--peer are checked
-and reported, and the registrar serves alone.";
+ENRP (RFC 5353, replication with peer registrars) runs when any ENRP option is given (--enrp,
+--peer, --enrp-announce, an ENRP timer); without one the registrar serves alone, as a single
+registrar needs no ENRP port. The ENRP timers default to RSPLIB's values: heartbeat
+2444.444 ms, max-time-last-heard, max-time-no-response, mentor discovery and takeover expiry
+5000 ms each, 128 PEs per Handle Table Response.";
 
 /// The rserpool registrar: ASAP for pool elements and pool users.
 #[derive(Parser, Deserialize, Default, Debug)]
@@ -126,16 +137,37 @@ struct Opts {
     /// Distance granularity of distance-penalty policies, ms.
     #[arg(long, value_name = "MS")]
     distance_step: Option<u32>,
-    /// ENRP address and SCTP port (ENRP is not implemented yet).
+    /// ENRP address and SCTP port (turns ENRP on; default 0.0.0.0:9901 when on).
     #[arg(long, value_name = "ADDR:PORT")]
     enrp: Option<SocketAddr>,
-    /// ENRP announces: auto (239.0.0.51:9901), off, or ADDR[:PORT] (ENRP is not implemented yet).
+    /// ENRP Presence multicast: auto (239.0.0.51:9901), off, or ADDR[:PORT] (turns ENRP on).
     #[arg(long, value_name = "auto|off|ADDR[:PORT]")]
     enrp_announce: Option<String>,
-    /// A static ENRP peer, ADDR[:PORT] (repeatable; ENRP is not implemented yet).
+    /// A static ENRP peer, ADDR[:PORT] (port 9901 if omitted; repeatable; turns ENRP on).
     #[arg(long = "peer", value_name = "ADDR[:PORT]")]
     #[serde(rename = "peer")]
     peers: Vec<String>,
+    /// PEER-HEARTBEAT-CYCLE: time between Presences to each peer, ms (RSPLIB 2444.444).
+    #[arg(long, value_name = "MS")]
+    peer_heartbeat_cycle: Option<f64>,
+    /// MAX-TIME-LAST-HEARD: a peer silent this long is asked to answer, ms (RSPLIB 5000).
+    #[arg(long, value_name = "MS")]
+    peer_max_time_last_heard: Option<u64>,
+    /// MAX-TIME-NO-RESPONSE: an asked peer silent this long more is taken over, ms (5000).
+    #[arg(long, value_name = "MS")]
+    peer_max_time_no_response: Option<u64>,
+    /// How long a starting registrar waits for a mentor peer, ms (RSPLIB 5000).
+    #[arg(long, value_name = "MS")]
+    mentor_discovery_timeout: Option<u64>,
+    /// How long a takeover waits for the peers' acknowledgements, ms (RSPLIB 5000).
+    #[arg(long, value_name = "MS")]
+    takeover_expiry_interval: Option<u64>,
+    /// Most PEs in one Handle Table Response (RSPLIB 128).
+    #[arg(long, value_name = "N")]
+    max_elements_per_ht_request: Option<usize>,
+    /// Who wins competing takeovers: lower-id (RSPLIB, default) or higher-id (RFC 5353).
+    #[arg(long, value_name = "lower-id|higher-id")]
+    takeover_rule: Option<String>,
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -177,9 +209,32 @@ impl Opts {
             distance_step,
             enrp,
             enrp_announce,
+            peer_heartbeat_cycle,
+            peer_max_time_last_heard,
+            peer_max_time_no_response,
+            mentor_discovery_timeout,
+            takeover_expiry_interval,
+            max_elements_per_ht_request,
+            takeover_rule,
             log_level,
             seed
         )
+    }
+}
+
+impl Opts {
+    /// Whether any ENRP option is given.
+    fn enrp_on(&self) -> bool {
+        self.enrp.is_some()
+            || !self.peers.is_empty()
+            || self.enrp_announce.is_some()
+            || self.peer_heartbeat_cycle.is_some()
+            || self.peer_max_time_last_heard.is_some()
+            || self.peer_max_time_no_response.is_some()
+            || self.mentor_discovery_timeout.is_some()
+            || self.takeover_expiry_interval.is_some()
+            || self.max_elements_per_ht_request.is_some()
+            || self.takeover_rule.is_some()
     }
 }
 
@@ -240,6 +295,8 @@ fn build(o: &Opts) -> Result<ServerConfig, String> {
             return Err("the UDP encapsulation port must not be 0".into());
         }
         c.transport.udp_port = p;
+        // The same port is assumed at peers and at PEs a takeover reaches.
+        c.transport.remote_udp_port = p;
     }
     c.transport.share_host = !o.no_share_host.unwrap_or(false);
     c.announce_group = parse_group(
@@ -302,13 +359,50 @@ fn build(o: &Opts) -> Result<ServerConfig, String> {
     if let Some(n) = o.distance_step {
         r.distance_step_ms = n;
     }
+    if o.enrp_on() {
+        let mut e = EnrpConfig::default();
+        for p in &o.peers {
+            e.static_peers.push(parse_peer(p)?);
+        }
+        let enrp = o
+            .enrp
+            .unwrap_or_else(|| SocketAddr::new(asap.ip(), ENRP_PORT));
+        if enrp.port() == 0 {
+            return Err("the ENRP port must not be 0 (peers need to know it)".into());
+        }
+        if enrp.ip() != asap.ip() {
+            return Err(
+                "ENRP and ASAP are served on one address (--enrp and --asap differ)".into(),
+            );
+        }
+        c.enrp_port = enrp.port();
+        c.enrp_group = parse_group(
+            o.enrp_announce.as_deref().unwrap_or("auto"),
+            DEFAULT_ENRP_GROUP,
+        )?;
+        e.announce = c.enrp_group.is_some();
+        if let Some(ms) = o.peer_heartbeat_cycle {
+            if !ms.is_finite() || ms <= 0.0 {
+                return Err("the peer heartbeat cycle must be positive".into());
+            }
+            e.peer_heartbeat_cycle = Duration::from_secs_f64(ms / 1000.0);
+        }
+        let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+        e.max_time_last_heard = ms(o.peer_max_time_last_heard, e.max_time_last_heard);
+        e.max_time_no_response = ms(o.peer_max_time_no_response, e.max_time_no_response);
+        e.mentor_discovery_timeout = ms(o.mentor_discovery_timeout, e.mentor_discovery_timeout);
+        e.takeover_expiry_interval = ms(o.takeover_expiry_interval, e.takeover_expiry_interval);
+        if let Some(n) = o.max_elements_per_ht_request {
+            e.max_elements_per_ht_request = n;
+        }
+        e.arbitration = match o.takeover_rule.as_deref() {
+            None | Some("lower-id") => TakeoverArbitration::LowerIdWins,
+            Some("higher-id") => TakeoverArbitration::HigherIdWins,
+            Some(x) => return Err(format!("takeover rule {x:?}: use lower-id or higher-id")),
+        };
+        r.enrp = Some(e);
+    }
     r.validate().map_err(|e| e.to_string())?;
-    if let Some(s) = &o.enrp_announce {
-        parse_group(s, SocketAddr::new(IpAddr::from([239, 0, 0, 51]), ENRP_PORT))?;
-    }
-    for p in &o.peers {
-        parse_peer(p)?;
-    }
     c.seed = o.seed;
     Ok(c)
 }
@@ -345,8 +439,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if opts.enrp.is_some() || !opts.peers.is_empty() {
-        warn!("ENRP is not implemented yet: no peer is contacted, this registrar serves alone");
+    if let Some(e) = &config.registrar.enrp {
+        for (name, value, rsplib) in e.rfc_timers() {
+            info!(timer = name, ?value, rsplib, "ENRP");
+        }
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -388,12 +484,15 @@ async fn serve(config: ServerConfig) -> ExitCode {
     };
     // One line on stdout for scripts and tests to wait for.
     println!(
-        "rserpool-registrar ready: id={:#010x} asap-port={} udp={} front={} announce={}",
+        "rserpool-registrar ready: id={:#010x} asap-port={} udp={} front={} announce={} enrp-port={}",
         handle.id().0,
         handle.asap_port(),
         handle.udp_local_addr(),
         handle.is_front(),
-        announce.map_or("off".to_string(), |a| a.to_string())
+        announce.map_or("off".to_string(), |a| a.to_string()),
+        handle
+            .enrp_port()
+            .map_or("off".to_string(), |p| p.to_string())
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -463,12 +562,52 @@ mod tests {
     }
 
     #[test]
+    fn enrp_options_turn_enrp_on_with_rsplib_defaults() {
+        let c = build(&Opts::parse_from(["x"])).unwrap();
+        assert!(c.registrar.enrp.is_none(), "off without ENRP options");
+        let c = build(&Opts::parse_from([
+            "x",
+            "--asap",
+            "127.0.0.1:3863",
+            "--peer",
+            "127.0.0.2",
+            "--peer",
+            "127.0.0.3:9902",
+            "--enrp-announce",
+            "off",
+            "--peer-max-time-last-heard",
+            "700",
+            "--takeover-rule",
+            "higher-id",
+        ]))
+        .unwrap();
+        let e = c.registrar.enrp.expect("on");
+        assert_eq!(
+            e.static_peers,
+            [
+                "127.0.0.2:9901".parse::<SocketAddr>().unwrap(),
+                "127.0.0.3:9902".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.enrp_port, ENRP_PORT);
+        assert_eq!(c.enrp_group, None);
+        assert!(!e.announce);
+        assert_eq!(e.max_time_last_heard, Duration::from_millis(700));
+        assert_eq!(e.max_time_no_response, Duration::from_secs(5));
+        assert_eq!(e.peer_heartbeat_cycle, Duration::from_micros(2_444_444));
+        assert_eq!(e.arbitration, TakeoverArbitration::HigherIdWins);
+    }
+
+    #[test]
     fn bad_settings_are_refused_with_a_reason() {
         let bad = |args: &[&str]| build(&Opts::parse_from(args)).unwrap_err();
         assert!(bad(&["x", "--keep-alive-interval", "0"]).contains("keep-alive"));
         assert!(bad(&["x", "--life-unit", "h"]).contains("life unit"));
         assert!(bad(&["x", "--asap", "0.0.0.0:0"]).contains("ASAP port"));
         assert!(bad(&["x", "--peer", "x"]).contains("peer"));
+        assert!(bad(&["x", "--takeover-rule", "random"]).contains("takeover rule"));
+        assert!(bad(&["x", "--peer-max-time-last-heard", "0"]).contains("MAX-TIME-LAST-HEARD"));
+        assert!(bad(&["x", "--enrp", "127.0.0.1:0"]).contains("ENRP port"));
         assert!(toml::from_str::<Opts>("unknown-option = 1").is_err());
     }
 }

@@ -555,7 +555,10 @@ impl Driver {
                     debug!(?remote, error = %e, "connect failed");
                     Input::ConnectFailed(id)
                 }
-                Err(_) => Input::ConnectFailed(id),
+                Err(_) => {
+                    debug!(?remote, "connect timed out");
+                    Input::ConnectFailed(id)
+                }
             };
             let _ = tx.send(input);
         });

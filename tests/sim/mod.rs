@@ -207,6 +207,20 @@ impl Sim {
     /// Restarts a crashed registrar with a fresh core (same ID and settings).
     pub fn restart_registrar(&mut self, p: usize, config: RegistrarConfig, seed: u64) {
         assert!(!self.prs[p].alive);
+        // Nothing of the old incarnation reaches the new one (it reuses association IDs).
+        for pl in &mut self.plinks {
+            if pl.a == p || pl.b == p {
+                pl.up = false;
+            }
+        }
+        for l in &mut self.links {
+            if l.pr == p {
+                l.up = false;
+            }
+        }
+        self.queue.retain(|_, ev| {
+            !matches!(ev, Ev::PConnectFailed(q, _) | Ev::AsapConnectFailed(q, _) if *q == p)
+        });
         self.prs[p].core = Registrar::new(config, seed, self.now);
         self.prs[p].alive = true;
         self.pump();

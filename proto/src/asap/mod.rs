@@ -1402,30 +1402,14 @@ impl AsapClient {
             if let Some(a) = self.assocs.get_mut(&association) {
                 a.role = Role::Incoming;
             }
-            self.adopt_home_keep_registrations(now, association, Some(k.server_id));
+            // Re-registered at once: the new home may know only some of our PEs (its view of
+            // the old home's was stale, or the takeover raced with our own failover), and the
+            // registration makes it tell every peer it is the home now.
+            self.adopt_home(now, association, Some(k.server_id));
         }
     }
 
     fn adopt_home(&mut self, now: Instant, association: AssociationId, id: Option<RegistrarId>) {
-        self.adopt_home_inner(now, association, id, true);
-    }
-
-    fn adopt_home_keep_registrations(
-        &mut self,
-        now: Instant,
-        association: AssociationId,
-        id: Option<RegistrarId>,
-    ) {
-        self.adopt_home_inner(now, association, id, false);
-    }
-
-    fn adopt_home_inner(
-        &mut self,
-        now: Instant,
-        association: AssociationId,
-        id: Option<RegistrarId>,
-        reregister: bool,
-    ) {
         if let Some(a) = self.assocs.get_mut(&association) {
             a.role = Role::Home;
         }
@@ -1435,17 +1419,15 @@ impl AsapClient {
         self.events
             .push_back(ClientEvent::HomeRegistrar { association, id });
         self.flush_unsent(now);
-        if reregister {
-            // A new home registrar must learn our PEs (and own them) now.
-            let keys: Vec<_> = self
-                .own
-                .iter()
-                .filter(|(_, o)| o.pending.is_none())
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in keys {
-                self.send_registration(now, &k, None);
-            }
+        // A new home registrar must learn our PEs (and own them) now.
+        let keys: Vec<_> = self
+            .own
+            .iter()
+            .filter(|(_, o)| o.pending.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            self.send_registration(now, &k, None);
         }
     }
 

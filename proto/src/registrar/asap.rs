@@ -111,6 +111,7 @@ impl Registrar {
                     }
                 }
                 self.schedule_keep_alive(now, reg.pe);
+                self.drop_claim(reg.pe);
                 self.replicate_registration(reg.pe);
                 self.send(
                     association,
@@ -288,11 +289,13 @@ impl Registrar {
             );
         }
         self.stats.keep_alive_acks += 1;
+        let deadline = entry.deadline();
+        self.drop_claim(pe);
         // Any Ack shows the PE alive, also one nobody asked for: a keep-alive without a PE
         // Identifier (the RFC form) is acknowledged for every PE of the pool on the
         // association, and postponing the others' keep-alives keeps a process with K PEs at
         // one keep-alive per interval (K Acks) instead of K (K² Acks).
-        if entry.deadline().is_some_and(|(_, t)| {
+        if deadline.is_some_and(|(_, t)| {
             t == PeTimer::KeepAliveTimeout || t == PeTimer::KeepAliveTransmission
         }) {
             self.schedule_keep_alive(now, pe);

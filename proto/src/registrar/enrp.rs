@@ -65,8 +65,9 @@ pub(super) struct Peer {
     checksum: Option<u16>,
     /// Where the next Handle Table Response to it continues (and whether it is W-only).
     cursor: Option<(bool, Cursor)>,
-    /// A Handle Table Request to it is outstanding (with W or not).
-    syncing: Option<bool>,
+    /// A Handle Table Request to it is outstanding: with W or not, on which association,
+    /// since when.
+    syncing: Option<(bool, AssociationId, Instant)>,
     /// Its PEs not yet seen in the audit's Handle Table Responses.
     audit: Option<HashSet<PeHandle>>,
 }
@@ -82,7 +83,7 @@ pub(super) struct Startup {
 pub(super) struct Enrp {
     pub(super) cfg: EnrpConfig,
     pub(super) peers: BTreeMap<RegistrarId, Peer>,
-    pub(super) links: HashMap<AssociationId, Link>,
+    pub(super) links: BTreeMap<AssociationId, Link>,
     static_links: Vec<Option<AssociationId>>,
     next_association: u64,
     next_heartbeat: Instant,
@@ -91,8 +92,12 @@ pub(super) struct Enrp {
     /// Takeovers won lately, until when they are remembered (a late Init Takeover for the
     /// same target is answered with Takeover Server).
     pub(super) won: BTreeMap<RegistrarId, Instant>,
+    /// Handle Updates that said a PE bound to one of our associations registered at a peer:
+    /// held back while the PE is ours here (the update may be older than the PE's last
+    /// registration here), taken when the PE leaves us, dropped when it shows it is ours.
+    pub(super) claims: HashMap<PeHandle, (Instant, PoolElement)>,
     /// Associations opened to taken-over PEs, with the PEs waiting for them.
-    pub(super) asap_connects: HashMap<AssociationId, Vec<PeHandle>>,
+    pub(super) asap_connects: BTreeMap<AssociationId, Vec<PeHandle>>,
 }
 
 impl Enrp {
@@ -101,7 +106,7 @@ impl Enrp {
             static_links: vec![None; cfg.static_peers.len()],
             cfg: cfg.clone(),
             peers: BTreeMap::new(),
-            links: HashMap::new(),
+            links: BTreeMap::new(),
             next_association: CORE_ASSOCIATIONS,
             next_heartbeat: now,
             startup: Some(Startup {
@@ -110,7 +115,8 @@ impl Enrp {
             }),
             takeovers: BTreeMap::new(),
             won: BTreeMap::new(),
-            asap_connects: HashMap::new(),
+            claims: HashMap::new(),
+            asap_connects: BTreeMap::new(),
         }
     }
 
@@ -332,9 +338,12 @@ impl Registrar {
                 if p.connecting == Some(association) {
                     p.connecting = None;
                 }
-                if p.association.is_none() {
+                // An answer on the lost association will not come.
+                if p.syncing.is_some_and(|(_, a, _)| a == association) {
                     p.syncing = None;
                     p.audit = None;
+                }
+                if p.association.is_none() {
                     p.cursor = None;
                 }
             }
@@ -480,12 +489,36 @@ impl Registrar {
     }
 
     /// Stores a PE a peer told about (its home stays the peer's choice); it expires with its
-    /// registration life unless told again.
-    fn learn_pe(&mut self, now: Instant, pool: &PoolHandle, pe: PoolElement) -> Option<PeHandle> {
+    /// registration life unless told again. A Handle Update (`fresh`) follows a registration
+    /// at its home, so it also moves a PE away from another home (ours included); a Handle
+    /// Table entry is a snapshot that may be older than what is known here, so it does not
+    /// replace an entry homed here or at another live peer.
+    fn learn_pe(
+        &mut self,
+        now: Instant,
+        pool: &PoolHandle,
+        pe: PoolElement,
+        fresh: bool,
+    ) -> Option<PeHandle> {
         if pe.home_registrar == self.config.id || pe.home_registrar.0 == 0 {
             return None;
         }
         if let Some(old) = self.hs.find(pool, pe.id) {
+            let entry = self.hs.get(old).expect("found");
+            let home = entry.home_registrar();
+            if fresh && home == self.config.id && entry.association().is_some() {
+                // Ours over a live association: the PE tells us itself if it moved.
+                self.en().claims.insert(old, (now, pe));
+                return None;
+            }
+            let live_elsewhere = home == self.config.id
+                || self
+                    .enrp
+                    .as_deref()
+                    .is_some_and(|e| e.peers.contains_key(&home));
+            if !fresh && home != pe.home_registrar && live_elsewhere {
+                return Some(old);
+            }
             if let Some(a) = self.hs.get(old).and_then(|e| e.association()) {
                 // Our PE re-registered at a peer: it is the peer's now.
                 if let Some(a) = self.assocs.get_mut(&a) {
@@ -509,6 +542,23 @@ impl Registrar {
                 None
             }
         }
+    }
+
+    pub(super) fn drop_claim(&mut self, pe: PeHandle) {
+        if let Some(e) = self.enrp.as_deref_mut() {
+            e.claims.remove(&pe);
+        }
+    }
+
+    /// The claim on an own PE that is leaving, if any (a stale one is repaired by the audit
+    /// of the claimant, who then does not list the PE).
+    pub(super) fn take_claim(&mut self, pe: PeHandle) -> Option<(Instant, PoolElement)> {
+        self.enrp.as_deref_mut()?.claims.remove(&pe)
+    }
+
+    pub(super) fn apply_claim(&mut self, pool: &PoolHandle, (at, claim): (Instant, PoolElement)) {
+        debug!(pool = %pool, pe = claim.id.0, home = claim.home_registrar.0, "PE moved to a peer");
+        self.learn_pe(at, pool, claim, true);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -723,14 +773,18 @@ impl Registrar {
                 );
                 let list = EnrpMessage::ListRequest(self.ids(id));
                 self.send_enrp(association, &list);
-                self.request_handle_table(id, false);
+                self.request_handle_table(now, id, false);
                 return;
             }
         }
         // The audit (RFC 5353 §3.6).
         let Some(sum) = p.checksum else { return };
         let e = self.enrp.as_deref().expect("on");
-        let busy = e.peers.get(&id).is_none_or(|p| p.syncing.is_some())
+        let patience = e.cfg.max_time_no_response * 2;
+        let busy = e
+            .peers
+            .get(&id)
+            .is_none_or(|p| p.syncing.is_some_and(|(_, _, at)| at + patience > now))
             || e.startup.as_ref().is_some_and(|s| s.mentor == Some(id));
         if busy || self.hs.owner_checksum(id).matches(sum) {
             return;
@@ -744,17 +798,17 @@ impl Registrar {
         );
         let marked: HashSet<PeHandle> = self.hs.owned_by(id).map(|e| e.handle()).collect();
         self.en().peers.get_mut(&id).expect("present").audit = Some(marked);
-        self.request_handle_table(id, true);
+        self.request_handle_table(now, id, true);
     }
 
-    fn request_handle_table(&mut self, id: RegistrarId, own_children_only: bool) {
+    fn request_handle_table(&mut self, now: Instant, id: RegistrarId, own_children_only: bool) {
         let msg = EnrpMessage::HandleTableRequest(HandleTableRequest {
             ids: self.ids(id),
             own_children_only,
         });
         if self.send_to_peer(id, &msg) {
             if let Some(p) = self.en().peers.get_mut(&id) {
-                p.syncing = Some(own_children_only);
+                p.syncing = p.association.map(|a| (own_children_only, a, now));
             }
         }
     }
@@ -809,12 +863,12 @@ impl Registrar {
 
     fn on_ht_response(&mut self, now: Instant, r: HandleTableResponse) {
         let id = r.ids.sender;
-        let Some(w) = self.en().peers.get(&id).and_then(|p| p.syncing) else {
+        let Some((w, _, _)) = self.en().peers.get(&id).and_then(|p| p.syncing) else {
             return debug!(peer = id.0, "unasked-for Handle Table Response ignored");
         };
         for entry in r.pools {
             for pe in entry.elements {
-                if let Some(h) = self.learn_pe(now, &entry.pool_handle, pe) {
+                if let Some(h) = self.learn_pe(now, &entry.pool_handle, pe, false) {
                     if let Some(a) = self.en().peers.get_mut(&id).and_then(|p| p.audit.as_mut()) {
                         a.remove(&h);
                     }
@@ -822,16 +876,18 @@ impl Registrar {
             }
         }
         if r.more_to_send && !r.reject {
-            return self.request_handle_table(id, w);
+            return self.request_handle_table(now, id, w);
         }
         let e = self.en();
         let peer = e.peers.get_mut(&id).expect("present");
         peer.syncing = None;
         if let Some(marked) = peer.audit.take() {
             // The peer's PEs it did not list are gone there.
-            let stale: Vec<PeHandle> = marked
-                .into_iter()
-                .filter(|&h| self.hs.get(h).is_some_and(|e| e.home_registrar() == id))
+            let stale: Vec<PeHandle> = self
+                .hs
+                .owned_by(id)
+                .map(|e| e.handle())
+                .filter(|h| marked.contains(h))
                 .collect();
             self.stats.audit_removals += stale.len() as u64;
             for h in stale {
@@ -848,7 +904,10 @@ impl Registrar {
     fn on_handle_update(&mut self, now: Instant, u: HandleUpdate) {
         match u.action {
             UpdateAction::AddPe => {
-                if self.learn_pe(now, &u.pool_handle, u.pool_element).is_some() {
+                if self
+                    .learn_pe(now, &u.pool_handle, u.pool_element, true)
+                    .is_some()
+                {
                     self.stats.handle_updates_applied += 1;
                 }
             }

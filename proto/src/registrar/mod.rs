@@ -535,7 +535,11 @@ impl Registrar {
             }
         }
         if removed.element.home_registrar == self.config.id {
-            self.replicate_removal(&removed);
+            match self.take_claim(pe) {
+                // It registered at a peer meanwhile: it is the peer's now, not gone.
+                Some(claim) => self.apply_claim(&removed.pool_handle, claim),
+                None => self.replicate_removal(&removed),
+            }
         }
         Some(removed)
     }

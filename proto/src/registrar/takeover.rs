@@ -3,7 +3,7 @@
 //! once every peer has acknowledged, and an Endpoint Keep-Alive with the H flag to each PE over
 //! a new association, so that it makes this registrar its home.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -173,7 +173,7 @@ impl Registrar {
             "takeover won: the PEs are ours"
         );
         // One association per PE process (its ASAP transport).
-        let mut groups: HashMap<(Vec<IpAddr>, u16), Vec<PeHandle>> = HashMap::new();
+        let mut groups: BTreeMap<(Vec<IpAddr>, u16), Vec<PeHandle>> = BTreeMap::new();
         let wait = self.config.keep_alive_timeout_interval * 2;
         for &pe in &pes {
             let Some(entry) = self.hs.get(pe) else {
