@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -125,6 +126,55 @@ fn resolve_at(registrar: u8) -> Vec<String> {
     ids
 }
 
+/// `rserpool handlespace` against registrar `n` from 127.0.0.5: (its ID, whether its checksum
+/// matches its PEs, the peers' IDs, PE ID → home ID).
+fn handlespace_of(n: u8) -> (u64, bool, Vec<u64>, BTreeMap<u64, u64>) {
+    let out = Command::new(rserpool_bin())
+        .args([
+            "handlespace",
+            &format!("{}:9901", addr(n)),
+            "--udp-port",
+            &UDP.to_string(),
+            "--no-share-host",
+            "--local",
+            &addr(5),
+            "--timeout",
+            "5000",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut peers: Vec<u64> = v["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    peers.sort();
+    let homes = v["pes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_u64().unwrap(), p["home"].as_u64().unwrap()))
+        .collect();
+    (
+        v["registrar"].as_u64().unwrap(),
+        v["checksum_matches"].as_bool().unwrap(),
+        peers,
+        homes,
+    )
+}
+
+fn hex(id: &str) -> u64 {
+    u64::from_str_radix(id.trim_start_matches("0x"), 16).unwrap()
+}
+
 /// Waits (bounded) until every registrar in `at` resolves exactly `ids`.
 fn wait_resolved(at: &[u8], ids: &[String], limit: Duration) {
     let end = Instant::now() + limit;
@@ -151,10 +201,26 @@ fn three_registrars_replicate_take_over_and_resynchronise() {
     let (_p1, id1) = echo_pe(11, 1);
     let (_p2, id2) = echo_pe(12, 2);
     let (p3, id3) = echo_pe(13, 3);
-    let mut all = vec![id1, id2, id3.clone()];
+    let mut all = vec![id1.clone(), id2.clone(), id3.clone()];
     all.sort();
     // Every PE is resolvable through every registrar.
     wait_resolved(&[1, 2, 3], &all, Duration::from_secs(20));
+    // Each registrar shows the same handlespace, with each PE homed where it registered.
+    for n in 1..=3u8 {
+        let (id, in_sync, peers, homes) = handlespace_of(n);
+        assert_eq!(id, u64::from(n));
+        assert!(in_sync, "registrar {n}'s checksum");
+        let others: Vec<u64> = (1..=3).filter(|&m| m != u64::from(n)).collect();
+        assert!(
+            others.iter().all(|o| peers.contains(o)),
+            "registrar {n} peers {peers:?}"
+        );
+        let expect: BTreeMap<u64, u64> = [(&id1, 1), (&id2, 2), (&id3, 3)]
+            .iter()
+            .map(|(pe, home)| (hex(pe), *home))
+            .collect();
+        assert_eq!(homes, expect, "registrar {n}");
+    }
 
     // Registrar 3 dies without a word; a takeover re-homes its PE.
     r3.kill();
@@ -165,6 +231,11 @@ fn three_registrars_replicate_take_over_and_resynchronise() {
     // Whoever started first (or, starting together, the lower ID) is the new home.
     assert!(line.contains("id=1") || line.contains("id=2"), "{line}");
     wait_resolved(&[1, 2], &all, Duration::from_secs(10));
+    let winner: u64 = field(&line, "id=").parse().unwrap();
+    for n in 1..=2u8 {
+        let (_, _, _, homes) = handlespace_of(n);
+        assert_eq!(homes[&hex(&id3)], winner, "registrar {n}");
+    }
 
     // Restarted, registrar 3 learns everything from a mentor and serves it.
     let _r3 = registrar(3);

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod common;
 mod decode;
+mod handlespace;
 mod loadgen;
 mod pe;
 mod resolve;
@@ -23,6 +24,9 @@ struct Cli {
 enum Command {
     /// Decode ASAP/ENRP messages given as hex or found in a pcap/pcapng capture.
     Decode(decode::Args),
+    /// Show a registrar's handlespace: its peers, pools, PEs, their homes and the owners'
+    /// checksums (like RSPLIB's hsdump), by posing as an ENRP peer for one exchange.
+    Handlespace(handlespace::HandlespaceArgs),
     /// Generate ASAP load against a registrar: registrations/s and handle resolutions/s from
     /// many concurrent clients.
     ///
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(a) => decode::run(a),
+        Command::Handlespace(a) => handlespace::run(a),
         Command::Loadgen(a) => loadgen::run(a),
         Command::Pe(a) => pe::run(a),
         Command::Resolve(a) => resolve::run(a),

@@ -24,7 +24,7 @@ pub struct ResolveArgs {
     asap: AsapArgs,
 }
 
-fn transport_text(t: &Transport) -> String {
+pub(crate) fn transport_text(t: &Transport) -> String {
     let (name, port) = match t {
         Transport::Sctp(s) => ("sctp", s.port),
         Transport::Tcp { port, .. } => ("tcp", *port),
@@ -62,7 +62,7 @@ fn value_text(name: &str, v: u32) -> String {
 
 /// The policy and its values, readable (`LeastUsed(load=1.0%)`) or `raw` as on the wire
 /// (`LeastUsed(load=42949673)`).
-fn policy_text(pe: &PoolElement, raw: bool) -> String {
+pub(crate) fn policy_text(pe: &PoolElement, raw: bool) -> String {
     let p = &pe.policy;
     let name = p
         .policy_type()
