@@ -249,7 +249,7 @@ impl Registrar {
             home,
             server_id: self.config.id,
             pool_handle: entry.pool_handle().clone(),
-            pe_id: (home || self.config.keep_alive_with_pe_id).then(|| entry.id()),
+            pe_id: self.config.keep_alive_with_pe_id.then(|| entry.id()),
         });
         self.send(association, &msg);
         self.stats.keep_alives_sent += 1;
