@@ -346,3 +346,31 @@ fn a_registrar_that_comes_back_cancels_its_takeover() {
     }
     assert_consistent(&sim);
 }
+
+#[test]
+fn each_registration_costs_one_handle_update_per_peer() {
+    use rserpool::wire::enrp_type::HANDLE_UPDATE;
+    for peers in [1usize, 3, 7] {
+        let mut sim = Sim::new();
+        let prs = mesh(&mut sim, peers + 1);
+        sim.run_for(6 * SEC);
+        let before = sim.enrp_by_type.get(&HANDLE_UPDATE).copied().unwrap_or_default();
+        let pe = sim.add_client(Sim::client_config(&[prs[0]]), 7);
+        let n = 20;
+        for k in 0..n {
+            register(&mut sim, pe, spec("ReplicatedPool", 1000 + k, 30 * SEC));
+        }
+        sim.run_for(SEC);
+        let after = sim.enrp_by_type.get(&HANDLE_UPDATE).copied().unwrap_or_default();
+        let (msgs, bytes) = (after.0 - before.0, after.1 - before.1);
+        eprintln!(
+            "{peers} peers: {} Handle Updates and {} bytes per registration",
+            msgs as f64 / f64::from(n),
+            bytes as f64 / f64::from(n)
+        );
+        assert_eq!(msgs, u64::from(n) * peers as u64, "{peers} peers");
+        for &p in &prs {
+            assert_eq!(sim.prs[p].core.handlespace().len(), n as usize);
+        }
+    }
+}

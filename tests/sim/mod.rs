@@ -115,6 +115,8 @@ pub struct Sim {
     /// ENRP messages and bytes delivered between registrars.
     pub enrp_messages: u64,
     pub enrp_bytes: u64,
+    /// ENRP messages and bytes delivered, by message type.
+    pub enrp_by_type: BTreeMap<u8, (u64, u64)>,
 }
 
 pub const PR_PORT: u16 = 3863;
@@ -145,6 +147,7 @@ impl Sim {
             rng: StdRng::seed_from_u64(0),
             enrp_messages: 0,
             enrp_bytes: 0,
+            enrp_by_type: BTreeMap::new(),
         }
     }
 
@@ -602,6 +605,9 @@ impl Sim {
                 if pl.up && self.prs[to].alive {
                     self.enrp_messages += 1;
                     self.enrp_bytes += m.len() as u64;
+                    let t = self.enrp_by_type.entry(m.first().copied().unwrap_or(0)).or_default();
+                    t.0 += 1;
+                    t.1 += m.len() as u64;
                     self.prs[to].core.handle_enrp(now, assoc, &m);
                 }
             }
