@@ -354,14 +354,22 @@ fn each_registration_costs_one_handle_update_per_peer() {
         let mut sim = Sim::new();
         let prs = mesh(&mut sim, peers + 1);
         sim.run_for(6 * SEC);
-        let before = sim.enrp_by_type.get(&HANDLE_UPDATE).copied().unwrap_or_default();
+        let before = sim
+            .enrp_by_type
+            .get(&HANDLE_UPDATE)
+            .copied()
+            .unwrap_or_default();
         let pe = sim.add_client(Sim::client_config(&[prs[0]]), 7);
         let n = 20;
         for k in 0..n {
             register(&mut sim, pe, spec("ReplicatedPool", 1000 + k, 30 * SEC));
         }
         sim.run_for(SEC);
-        let after = sim.enrp_by_type.get(&HANDLE_UPDATE).copied().unwrap_or_default();
+        let after = sim
+            .enrp_by_type
+            .get(&HANDLE_UPDATE)
+            .copied()
+            .unwrap_or_default();
         let (msgs, bytes) = (after.0 - before.0, after.1 - before.1);
         eprintln!(
             "{peers} peers: {} Handle Updates and {} bytes per registration",

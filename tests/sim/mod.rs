@@ -605,7 +605,10 @@ impl Sim {
                 if pl.up && self.prs[to].alive {
                     self.enrp_messages += 1;
                     self.enrp_bytes += m.len() as u64;
-                    let t = self.enrp_by_type.entry(m.first().copied().unwrap_or(0)).or_default();
+                    let t = self
+                        .enrp_by_type
+                        .entry(m.first().copied().unwrap_or(0))
+                        .or_default();
                     t.0 += 1;
                     t.1 += m.len() as u64;
                     self.prs[to].core.handle_enrp(now, assoc, &m);
