@@ -236,14 +236,19 @@ fn unreachable_reports_probe_and_then_remove_the_pe() {
     let pu = new_pe_client(&mut sim, &[pr], 3);
     resolve(&mut sim, pu, "P", None).unwrap();
 
-    // MAX-BAD-PE-REPORT = 3: three reports only probe A (it answers each keep-alive).
+    // MAX-BAD-PE-REPORT = 3: three reports only probe A (it answers each keep-alive), one
+    // probe per report as they come 1.1 s apart (RFC 5355 §2.14: at most one probe a second).
+    let base = sim.prs[pr].core.stats().keep_alives_sent;
     for n in 1..=3 {
         sim.with_client(pu, |c, now| c.report_unreachable(now, &ph("P"), ida));
-        sim.run_for(Duration::from_millis(100));
+        sim.run_for(Duration::from_millis(1100));
         let st = sim.prs[pr].core.stats();
         assert_eq!(st.unreachable_reports, n);
-        assert_eq!(st.keep_alives_sent, n, "an immediate keep-alive per report");
-        assert_eq!(st.keep_alive_acks, n);
+        assert_eq!(
+            st.keep_alives_sent - base,
+            n,
+            "an immediate keep-alive per report"
+        );
         assert!(sim.prs[pr].core.handlespace().find(&ph("P"), ida).is_some());
     }
     // The fourth exceeds it.
@@ -261,6 +266,34 @@ fn unreachable_reports_probe_and_then_remove_the_pe() {
     let mut want = vec![ida.0, idb.0];
     want.sort();
     assert_eq!(back, want);
+}
+
+#[test]
+fn unreachable_reports_do_not_flood_a_pe_with_keep_alives() {
+    let mut sim = Sim::new();
+    let mut config = Sim::registrar_config(1);
+    config.max_bad_pe_reports = 1000;
+    let pr = sim.add_registrar(config, 1);
+    let a = new_pe_client(&mut sim, &[pr], 1);
+    let ida = register(&mut sim, a, spec("P", 1, Policy::RoundRobin, 60 * SEC));
+    let pu = new_pe_client(&mut sim, &[pr], 3);
+    resolve(&mut sim, pu, "P", None).unwrap();
+    let base = sim.prs[pr].core.stats();
+    // 200 reports in 2 s (one every 10 ms, each answered keep-alive long done before the next).
+    for _ in 0..200 {
+        sim.with_client(pu, |c, now| c.report_unreachable(now, &ph("P"), ida));
+        sim.run_for(Duration::from_millis(10));
+    }
+    let st = sim.prs[pr].core.stats();
+    assert_eq!(st.unreachable_reports - base.unreachable_reports, 200);
+    let probes = st.keep_alives_sent - base.keep_alives_sent;
+    // At most one probe a second, plus a regular keep-alive that may fall due meanwhile.
+    assert!(
+        (2..=4).contains(&probes),
+        "{probes} keep-alives for 200 reports in 2 s"
+    );
+    assert!(st.probes_limited >= 190, "{st:?}");
+    assert!(sim.prs[pr].core.handlespace().find(&ph("P"), ida).is_some());
 }
 
 #[test]

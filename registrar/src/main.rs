@@ -104,6 +104,10 @@ struct Opts {
     /// Put the PE Identifier into keep-alives (as RSPLIB; not RFC 5352).
     #[arg(long, num_args = 0, default_missing_value = "true")]
     keep_alive_with_pe_id: Option<bool>,
+    /// Least time between an Endpoint Unreachable probe and the PE's last keep-alive, ms
+    /// (RFC 5355 2.14; 0: no limit).
+    #[arg(long, value_name = "MS")]
+    min_probe_interval: Option<u64>,
     /// MAX-BAD-PE-REPORT: Endpoint Unreachable reports tolerated before removal.
     #[arg(long, value_name = "N")]
     max_bad_pe_reports: Option<u32>,
@@ -196,6 +200,7 @@ impl Opts {
             keep_alive_jitter,
             keep_alive_timeout,
             keep_alive_with_pe_id,
+            min_probe_interval,
             max_bad_pe_reports,
             max_hr_items,
             hr_items_limit,
@@ -327,6 +332,9 @@ fn build(o: &Opts) -> Result<ServerConfig, String> {
     }
     if let Some(b) = o.keep_alive_with_pe_id {
         r.keep_alive_with_pe_id = b;
+    }
+    if let Some(ms) = o.min_probe_interval {
+        r.min_probe_interval = Duration::from_millis(ms);
     }
     if let Some(n) = o.max_bad_pe_reports {
         r.max_bad_pe_reports = n;

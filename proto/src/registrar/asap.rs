@@ -253,6 +253,7 @@ impl Registrar {
         });
         self.send(association, &msg);
         self.stats.keep_alives_sent += 1;
+        self.last_keep_alive.insert(pe, now);
         let at = now + self.config.keep_alive_timeout_interval;
         self.hs
             .set_deadline(pe, Some((at, PeTimer::KeepAliveTimeout)));
@@ -321,14 +322,25 @@ impl Registrar {
             self.remove(pe, RemovalReason::Unreachable);
             return;
         }
-        // RFC 5352 §3.5: probe the PE at once (unless a probe is already outstanding).
+        // RFC 5352 §3.5: probe the PE at once (unless a probe is already outstanding), and
+        // RFC 5355 §2.14: not more often than the probe interval.
         let entry = self.hs.get(pe).expect("found");
         if entry.home_registrar() == self.config.id
             && entry
                 .deadline()
                 .is_none_or(|(_, t)| t != PeTimer::KeepAliveTimeout)
         {
-            self.send_keep_alive(now, pe);
+            let limit = self.config.min_probe_interval;
+            let recent = self
+                .last_keep_alive
+                .get(&pe)
+                .is_some_and(|&at| now.saturating_duration_since(at) < limit);
+            if recent {
+                self.stats.probes_limited += 1;
+                debug!(pool = %u.pool_handle, pe = u.pe_id.0, "probe held back: keep-alive sent lately");
+            } else {
+                self.send_keep_alive(now, pe);
+            }
         }
     }
 

@@ -173,6 +173,11 @@ pub struct RegistrarConfig {
     /// Time to wait for the Keep-Alive Ack before the PE is removed (RSPLIB
     /// `-endpointkeepalivetimeoutinterval`, 5 s).
     pub keep_alive_timeout_interval: Duration,
+    /// Least time between two Endpoint Keep-Alives to one PE that are not the regular ones: an
+    /// Endpoint Unreachable report probes the PE at once only if its last keep-alive is at
+    /// least this old (RFC 5355 §2.14: a registrar MUST limit the keep-alives to a PE, so that
+    /// reports cannot turn it into a flood). Zero: no limit. Default 1 s.
+    pub min_probe_interval: Duration,
     /// MAX-BAD-PE-REPORT (RFC 5352 §3.5): a PE is removed when more Endpoint Unreachable
     /// reports than this arrive before it re-registers. Default 3 (RSPLIB removes at the 3rd
     /// report already; rserpool follows the RFC's "exceeds").
@@ -223,6 +228,7 @@ impl Default for RegistrarConfig {
             keep_alive_transmission_interval: Duration::from_secs(5),
             keep_alive_jitter_percent: 50,
             keep_alive_timeout_interval: Duration::from_secs(5),
+            min_probe_interval: Duration::from_secs(1),
             max_bad_pe_reports: 3,
             registration_life_unit: LifeUnit::Milliseconds,
             expire_owned_pes: true,

@@ -247,6 +247,9 @@ pub struct RegistrarStats {
     pub handle_resolution_failures: u64,
     /// Endpoint Keep-Alives sent.
     pub keep_alives_sent: u64,
+    /// Endpoint Unreachable probes not sent because the PE had a keep-alive lately
+    /// ([`RegistrarConfig::min_probe_interval`]).
+    pub probes_limited: u64,
     /// Keep-Alive Acks received for owned PEs.
     pub keep_alive_acks: u64,
     /// PEs removed for not acknowledging a keep-alive.
@@ -299,6 +302,8 @@ pub struct Registrar {
     assocs: HashMap<AssociationId, Assoc>,
     /// Registration life deadlines of owned PEs ([`RegistrarConfig::expire_owned_pes`]).
     life: HashMap<PeHandle, Instant>,
+    /// When each owned PE was last sent a keep-alive ([`RegistrarConfig::min_probe_interval`]).
+    last_keep_alive: HashMap<PeHandle, Instant>,
     outputs: VecDeque<Output>,
     next_announce: Option<Instant>,
     announce: Option<Bytes>,
@@ -346,6 +351,7 @@ impl Registrar {
             rng: StdRng::seed_from_u64(seed),
             assocs: HashMap::new(),
             life: HashMap::new(),
+            last_keep_alive: HashMap::new(),
             outputs: VecDeque::new(),
             stats: RegistrarStats::default(),
             scratch: Vec::new(),
@@ -520,6 +526,7 @@ impl Registrar {
     pub(super) fn remove(&mut self, pe: PeHandle, reason: RemovalReason) -> Option<RemovedPe> {
         let removed = self.hs.remove(pe)?;
         self.life.remove(&pe);
+        self.last_keep_alive.remove(&pe);
         if let Some(a) = removed.association.and_then(|a| self.assocs.get_mut(&a)) {
             a.pes -= 1;
         }
