@@ -277,13 +277,7 @@ impl Shared {
             }
             Input::Messages(id, batch) => {
                 for m in batch {
-                    let info = SendInfo {
-                        stream: m.stream,
-                        ppid: m.ppid,
-                        unordered: m.unordered,
-                        lifetime: None,
-                    };
-                    st.core.message(id, info, m.data);
+                    st.core.message(id, transport::recv_info(&m), m.data);
                 }
             }
             Input::Ended(id, why) => {

@@ -220,8 +220,7 @@ impl Drop for Session {
         let shared = self.shared.clone();
         let done = match shared.state.try_lock() {
             Ok(mut st) => {
-                st.core.close();
-                shared.flush_and_wake(&mut st, false);
+                shared.call_locked(&mut st, |st| st.core.close());
                 true
             }
             Err(_) => false,
@@ -270,8 +269,13 @@ impl Shared {
     /// for; events wait for the driver task.
     fn call<T>(self: &Arc<Self>, f: impl FnOnce(&mut State) -> T) -> T {
         let mut st = self.lock();
-        let r = f(&mut st);
-        self.flush_and_wake(&mut st, false);
+        self.call_locked(&mut st, f)
+    }
+
+    /// As [`Shared::call`], with the state already locked.
+    fn call_locked<T>(self: &Arc<Self>, st: &mut State, f: impl FnOnce(&mut State) -> T) -> T {
+        let r = f(st);
+        self.flush_and_wake(st, false);
         r
     }
 
@@ -299,13 +303,7 @@ impl Shared {
             Input::Connected(id, Err(_)) => st.core.association_failed(now, id),
             Input::Messages(id, batch) => {
                 for m in batch {
-                    let info = SendInfo {
-                        stream: m.stream,
-                        ppid: m.ppid,
-                        unordered: m.unordered,
-                        lifetime: None,
-                    };
-                    st.core.message(now, id, info, m.data);
+                    st.core.message(now, id, transport::recv_info(&m), m.data);
                 }
             }
             Input::Ended(id, c) => {

@@ -388,6 +388,17 @@ pub(crate) fn send_options(info: &rserpool_proto::session::SendInfo) -> SendOpti
     }
 }
 
+/// How the session layer sees a message that arrived: its stream, PPID and ordering (a
+/// lifetime is the sender's business).
+pub(crate) fn recv_info(m: &Message) -> rserpool_proto::session::SendInfo {
+    rserpool_proto::session::SendInfo {
+        stream: m.stream,
+        ppid: m.ppid,
+        unordered: m.unordered,
+        lifetime: None,
+    }
+}
+
 /// An association and how a driver sends on it: straight into the association's send
 /// buffer, or, while that is full (or something waits already), through a queue that a writer
 /// task empties in order. Messages go out in the order given either way.
