@@ -15,28 +15,9 @@ use rserpool::asap::{
 use rserpool::handlespace::AssociationId;
 use rserpool::registrar::{Output, PeerInfo, Registrar, RegistrarConfig};
 use rserpool::wire::*;
-use sim::Sim;
+use sim::{Sim, ph, spec};
 
 const SEC: Duration = Duration::from_secs(1);
-
-fn ph(s: &str) -> PoolHandle {
-    PoolHandle::try_from(s).unwrap()
-}
-
-/// A PE spec whose SCTP user transport takes the addresses of its registrar association.
-fn spec(pool: &str, port: u16, policy: Policy, interval: Duration) -> PoolElementSpec {
-    PoolElementSpec {
-        pool_handle: ph(pool),
-        pe_id: None,
-        user_transport: Transport::Sctp(SctpTransport {
-            port,
-            transport_use: TransportUse::DataOnly,
-            addresses: Vec::new(),
-        }),
-        policy,
-        reregistration_interval: interval,
-    }
-}
 
 fn register(sim: &mut Sim, c: usize, s: PoolElementSpec) -> PoolElementId {
     let rid = sim.with_client(c, |cl, now| cl.register(now, s));
@@ -238,17 +219,18 @@ fn unreachable_reports_probe_and_then_remove_the_pe() {
 
     // MAX-BAD-PE-REPORT = 3: three reports only probe A (it answers each keep-alive), one
     // probe per report as they come 1.1 s apart (RFC 5355 §2.14: at most one probe a second).
-    let base = sim.prs[pr].core.stats().keep_alives_sent;
+    let base = sim.prs[pr].core.stats();
     for n in 1..=3 {
         sim.with_client(pu, |c, now| c.report_unreachable(now, &ph("P"), ida));
         sim.run_for(Duration::from_millis(1100));
         let st = sim.prs[pr].core.stats();
         assert_eq!(st.unreachable_reports, n);
         assert_eq!(
-            st.keep_alives_sent - base,
+            st.keep_alives_sent - base.keep_alives_sent,
             n,
             "an immediate keep-alive per report"
         );
+        assert_eq!(st.keep_alive_acks - base.keep_alive_acks, n);
         assert!(sim.prs[pr].core.handlespace().find(&ph("P"), ida).is_some());
     }
     // The fourth exceeds it.

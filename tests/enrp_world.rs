@@ -29,7 +29,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rserpool::asap::{ClientConfig, ClientEvent, PoolElementSpec};
+use rserpool::asap::{ClientConfig, ClientEvent};
 use rserpool::registrar::{EnrpConfig, RegistrarConfig};
 use rserpool::wire::*;
 use sim::Sim;
@@ -47,8 +47,12 @@ const LOSS_GRACE: Duration = Duration::from_secs(6);
 /// Length of the run before the quiet minute.
 const RUN: Duration = Duration::from_secs(300);
 
+fn pool_name(i: usize) -> String {
+    format!("pool-{i:02}")
+}
+
 fn ph(i: usize) -> PoolHandle {
-    PoolHandle::try_from(format!("pool-{i:02}").as_str()).unwrap()
+    sim::ph(&pool_name(i))
 }
 
 fn registrar_config(i: usize) -> RegistrarConfig {
@@ -132,17 +136,12 @@ impl World {
         let c = self.sim.add_client(config, self.rng.random());
         let base = self.pes.len() * PES_PER_PROCESS;
         for k in 0..PES_PER_PROCESS {
-            let spec = PoolElementSpec {
-                pool_handle: ph((base + k) % POOLS),
-                pe_id: None,
-                user_transport: Transport::Sctp(SctpTransport {
-                    port: 1000 + k as u16,
-                    transport_use: TransportUse::DataOnly,
-                    addresses: Vec::new(),
-                }),
-                policy: Policy::RoundRobin,
-                reregistration_interval: 30 * SEC,
-            };
+            let spec = sim::spec(
+                &pool_name((base + k) % POOLS),
+                1000 + k as u16,
+                Policy::RoundRobin,
+                30 * SEC,
+            );
             self.sim.with_client(c, |cl, now| cl.register(now, spec));
         }
         self.pes.push(c);

@@ -12,17 +12,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Proc, rserpool_bin};
+use common::{Proc, field, rserpool_bin};
 
 const UDP: u16 = 30414;
-
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let start = line
-        .find(key)
-        .unwrap_or_else(|| panic!("{key} in {line:?}"))
-        + key.len();
-    line[start..].split_whitespace().next().unwrap()
-}
 
 fn addr(host: u8) -> String {
     format!("127.0.0.{host}")

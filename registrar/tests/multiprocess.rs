@@ -8,15 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Proc, rserpool_bin};
-
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let start = line
-        .find(key)
-        .unwrap_or_else(|| panic!("{key} in {line:?}"))
-        + key.len();
-    line[start..].split_whitespace().next().unwrap()
-}
+use common::{Proc, field, rserpool_bin};
 
 /// Common client options: this test's UDP port, the registrar(s), no multicast.
 fn client_args(udp: u16, registrars: &[u16]) -> Vec<String> {

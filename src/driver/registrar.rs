@@ -313,13 +313,12 @@ impl RegistrarServer {
                 enrp_announce: enrp_sender,
                 endpoint: endpoint.clone(),
                 connects: HashMap::new(),
-                pending_roles: HashMap::new(),
             };
             driver.run(in_rx, cmd_rx).await;
             for t in tasks {
                 t.abort();
             }
-            for (_, t) in driver.connects.drain() {
+            for (_, (_, t)) in driver.connects.drain() {
                 t.abort();
             }
             for (_, a) in driver.assocs.values() {
@@ -409,8 +408,8 @@ struct Driver {
     announce: Option<(tokio::net::UdpSocket, SocketAddr)>,
     enrp_announce: Option<(tokio::net::UdpSocket, SocketAddr)>,
     endpoint: Endpoint,
-    connects: HashMap<AssociationId, tokio::task::JoinHandle<()>>,
-    pending_roles: HashMap<AssociationId, Role>,
+    /// Associations being opened for the core, with what they are for.
+    connects: HashMap<AssociationId, (Role, tokio::task::JoinHandle<()>)>,
 }
 
 fn peer_info(assoc: &Association) -> Option<PeerInfo> {
@@ -483,12 +482,12 @@ impl Driver {
                 self.attach(id, Role::Enrp, assoc);
             }
             Input::Connected(id, assoc) => {
-                self.connects.remove(&id);
-                let Some(role) = self.role_of_connect(id) else {
+                let Some((role, _)) = self.connects.remove(&id) else {
                     assoc.abort();
                     return;
                 };
                 let Some(peer) = peer_info(&assoc) else {
+                    assoc.abort();
                     self.core.connect_failed(now, id);
                     return;
                 };
@@ -497,7 +496,6 @@ impl Driver {
             }
             Input::ConnectFailed(id) => {
                 self.connects.remove(&id);
-                self.pending_roles.remove(&id);
                 self.core.connect_failed(now, id);
             }
             Input::Message(id, ppid, data) => {
@@ -535,10 +533,6 @@ impl Driver {
         });
     }
 
-    fn role_of_connect(&mut self, id: AssociationId) -> Option<Role> {
-        self.pending_roles.remove(&id)
-    }
-
     fn connect(&mut self, id: AssociationId, role: Role, addresses: Vec<IpAddr>, port: u16) {
         let remote: Vec<SocketAddr> = addresses
             .into_iter()
@@ -546,7 +540,6 @@ impl Driver {
             .collect();
         let endpoint = self.endpoint.clone();
         let tx = self.inputs.clone();
-        self.pending_roles.insert(id, role);
         let task = tokio::spawn(async move {
             let r = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(&remote, 0)).await;
             let input = match r {
@@ -562,7 +555,7 @@ impl Driver {
             };
             let _ = tx.send(input);
         });
-        self.connects.insert(id, task);
+        self.connects.insert(id, (role, task));
     }
 
     async fn flush(&mut self) {
@@ -571,21 +564,7 @@ impl Driver {
                 Output::Send {
                     association,
                     message,
-                } => {
-                    let Some((_, a)) = self.assocs.get(&association) else {
-                        continue;
-                    };
-                    if !a.try_send(PPID_ASAP, message) {
-                        // A peer that does not read its ASAP messages (or is gone).
-                        warn!(
-                            association = association.0,
-                            "cannot send (buffer full): abort"
-                        );
-                        a.abort();
-                        self.assocs.remove(&association);
-                        self.core.association_down(Instant::now(), association);
-                    }
-                }
+                } => self.send(association, PPID_ASAP, message),
                 Output::Abort { association } => {
                     if let Some((_, a)) = self.assocs.remove(&association) {
                         a.abort();
@@ -594,41 +573,43 @@ impl Driver {
                 Output::SendEnrp {
                     association,
                     message,
-                } => {
-                    let Some((_, a)) = self.assocs.get(&association) else {
-                        continue;
-                    };
-                    if !a.try_send(PPID_ENRP, message) {
-                        warn!(
-                            association = association.0,
-                            "ENRP peer does not read: abort"
-                        );
-                        a.abort();
-                        self.assocs.remove(&association);
-                        self.core.association_down(Instant::now(), association);
-                    }
-                }
-                Output::EnrpAnnounce { message } => {
-                    if let Some((s, group)) = &self.enrp_announce {
-                        if let Err(e) = s.send_to(&message, *group).await {
-                            debug!(%group, error = %e, "ENRP announce not sent");
-                        }
-                    }
-                }
+                } => self.send(association, PPID_ENRP, message),
+                Output::EnrpAnnounce { message } => multicast(&self.enrp_announce, &message).await,
                 Output::Connect {
                     association,
                     role,
                     addresses,
                     port,
                 } => self.connect(association, role, addresses, port),
-                Output::Announce { message } => {
-                    if let Some((s, group)) = &self.announce {
-                        if let Err(e) = s.send_to(&message, *group).await {
-                            debug!(%group, error = %e, "announce not sent");
-                        }
-                    }
-                }
+                Output::Announce { message } => multicast(&self.announce, &message).await,
             }
+        }
+    }
+
+    /// Sends on an association; a peer that does not read (its buffer is full) or is gone is
+    /// aborted and reported lost.
+    fn send(&mut self, association: AssociationId, ppid: u32, message: Bytes) {
+        let Some((_, a)) = self.assocs.get(&association) else {
+            return;
+        };
+        if !a.try_send(ppid, message) {
+            warn!(
+                association = association.0,
+                ppid, "cannot send (buffer full): abort"
+            );
+            a.abort();
+            self.assocs.remove(&association);
+            self.core.association_down(Instant::now(), association);
+        }
+    }
+}
+
+/// Sends an announce (ASAP Server Announce or ENRP Presence) to its multicast group, if
+/// there is a socket for it.
+async fn multicast(target: &Option<(tokio::net::UdpSocket, SocketAddr)>, message: &[u8]) {
+    if let Some((s, group)) = target {
+        if let Err(e) = s.send_to(message, *group).await {
+            debug!(%group, error = %e, "announce not sent");
         }
     }
 }

@@ -12,10 +12,32 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rserpool::asap::ClientError;
-use rserpool::asap::{AsapClient, ClientConfig, ClientEvent, ClientOutput, Outcome, RequestId};
+use rserpool::asap::{
+    AsapClient, ClientConfig, ClientEvent, ClientOutput, Outcome, PoolElementSpec, RequestId,
+};
 use rserpool::handlespace::AssociationId;
 use rserpool::registrar::{Output, PeerInfo, Registrar, RegistrarConfig, Role};
-use rserpool::wire::RegistrarId;
+use rserpool::wire::{Policy, PoolHandle, RegistrarId, SctpTransport, Transport, TransportUse};
+
+/// A pool handle from a string that is one.
+pub fn ph(s: &str) -> PoolHandle {
+    PoolHandle::try_from(s).unwrap()
+}
+
+/// A PE spec whose SCTP user transport takes the addresses of its registrar association.
+pub fn spec(pool: &str, port: u16, policy: Policy, interval: Duration) -> PoolElementSpec {
+    PoolElementSpec {
+        pool_handle: ph(pool),
+        pe_id: None,
+        user_transport: Transport::Sctp(SctpTransport {
+            port,
+            transport_use: TransportUse::DataOnly,
+            addresses: Vec::new(),
+        }),
+        policy,
+        reregistration_interval: interval,
+    }
+}
 
 /// One registrar in the simulation.
 pub struct PrNode {
@@ -382,9 +404,6 @@ impl Sim {
                         let at = self.now + self.enrp_delay();
                         self.push(at, Ev::Enrp(l, !is_b, message));
                     }
-                } else if let Some(&l) = self.by_pr.get(&(p, association)) {
-                    // ENRP on an ASAP link: nobody takes it.
-                    let _ = l;
                 }
             }
             Output::EnrpAnnounce { message } => {

@@ -176,7 +176,7 @@ impl Registrar {
         self.enrp.as_ref().is_some_and(|e| e.startup.is_some())
     }
 
-    pub(super) fn enrp_start(&mut self, now: Instant) {
+    pub(super) fn enrp_start(&mut self) {
         let Some(e) = self.enrp.as_deref() else {
             return;
         };
@@ -187,7 +187,6 @@ impl Registrar {
         for i in 0..self.en().static_links.len() {
             self.connect_static(i);
         }
-        let _ = now;
     }
 
     fn connect_static(&mut self, i: usize) {
@@ -293,7 +292,7 @@ impl Registrar {
     }
 
     /// An association asked for with [`Output::Connect`] could not be opened.
-    pub fn connect_failed(&mut self, now: Instant, association: AssociationId) {
+    pub fn connect_failed(&mut self, _now: Instant, association: AssociationId) {
         let Some(e) = self.enrp.as_deref_mut() else {
             return;
         };
@@ -302,15 +301,11 @@ impl Registrar {
             debug!(?association, pes = pes.len(), "cannot reach taken-over PEs");
             return;
         }
-        self.enrp_association_down(now, association);
+        self.enrp_association_down(association);
     }
 
     /// Handles the loss of an ENRP association; `false` if it is not one.
-    pub(super) fn enrp_association_down(
-        &mut self,
-        _now: Instant,
-        association: AssociationId,
-    ) -> bool {
+    pub(super) fn enrp_association_down(&mut self, association: AssociationId) -> bool {
         let Some(e) = self.enrp.as_deref_mut() else {
             return false;
         };
@@ -460,30 +455,28 @@ impl Registrar {
     /// An accepted (re-)registration of an own PE goes to every peer: a re-registration renews
     /// the PE's life at the peers (RSPLIB expires peers' PEs by it), so every one is sent.
     pub(super) fn replicate_registration(&mut self, pe: PeHandle) {
-        if self.enrp.as_deref().is_none_or(|e| e.peers.is_empty()) {
-            return;
+        if let Some(entry) = self.hs.get(pe) {
+            let (pool, element) = (entry.pool_handle().clone(), entry.element().clone());
+            self.replicate(UpdateAction::AddPe, pool, element);
         }
-        let Some(entry) = self.hs.get(pe) else { return };
-        let msg = EnrpMessage::HandleUpdate(HandleUpdate {
-            ids: self.ids(RegistrarId(0)),
-            takeover_suggested: false,
-            action: UpdateAction::AddPe,
-            pool_handle: entry.pool_handle().clone(),
-            pool_element: entry.element().clone(),
-        });
-        self.broadcast(&msg, &[]);
     }
 
+    /// A removed own PE goes to every peer as a DEL_PE.
     pub(super) fn replicate_removal(&mut self, removed: &RemovedPe) {
+        let (pool, element) = (removed.pool_handle.clone(), removed.element.clone());
+        self.replicate(UpdateAction::DelPe, pool, element);
+    }
+
+    fn replicate(&mut self, action: UpdateAction, pool_handle: PoolHandle, pe: PoolElement) {
         if self.enrp.as_deref().is_none_or(|e| e.peers.is_empty()) {
             return;
         }
         let msg = EnrpMessage::HandleUpdate(HandleUpdate {
             ids: self.ids(RegistrarId(0)),
             takeover_suggested: false,
-            action: UpdateAction::DelPe,
-            pool_handle: removed.pool_handle.clone(),
-            pool_element: removed.element.clone(),
+            action,
+            pool_handle,
+            pool_element: pe,
         });
         self.broadcast(&msg, &[]);
     }
@@ -519,7 +512,7 @@ impl Registrar {
             if !fresh && home != pe.home_registrar && live_elsewhere {
                 return Some(old);
             }
-            if let Some(a) = self.hs.get(old).and_then(|e| e.association()) {
+            if let Some(a) = entry.association() {
                 // Our PE re-registered at a peer: it is the peer's now.
                 if let Some(a) = self.assocs.get_mut(&a) {
                     a.pes -= 1;

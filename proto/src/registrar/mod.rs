@@ -356,7 +356,7 @@ impl Registrar {
             stats: RegistrarStats::default(),
             scratch: Vec::new(),
         };
-        r.enrp_start(now);
+        r.enrp_start();
         r
     }
 
@@ -398,8 +398,8 @@ impl Registrar {
 
     /// An association was lost or shut down: its PEs are removed (an ENRP association: the
     /// peer is connected again later).
-    pub fn association_down(&mut self, now: Instant, association: AssociationId) {
-        if self.enrp_association_down(now, association) {
+    pub fn association_down(&mut self, _now: Instant, association: AssociationId) {
+        if self.enrp_association_down(association) {
             return;
         }
         if self.assocs.remove(&association).is_none() {

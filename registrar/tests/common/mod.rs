@@ -40,6 +40,15 @@ pub fn rserpool_bin() -> PathBuf {
         .clone()
 }
 
+/// The word after `key` in a line (`field("ready: id=0x1 x", "id=")` is `0x1`).
+pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    let start = line
+        .find(key)
+        .unwrap_or_else(|| panic!("{key} in {line:?}"))
+        + key.len();
+    line[start..].split_whitespace().next().unwrap()
+}
+
 /// A child process whose output lines are collected; killed when dropped.
 pub struct Proc {
     name: String,
